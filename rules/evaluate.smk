@@ -1,0 +1,19 @@
+# Benchmarks: greedy pass@1, generated code run only in the sandbox.
+rule evaluate:
+    input:
+        unpack(node_inputs("evaluate")),
+    output:
+        humaneval=P.pattern("evaluate", "humaneval"),
+        completions=P.pattern("evaluate", "completions"),
+    params:
+        settings=node_params("evaluate"),
+    resources:
+        **stage_resources("evaluate"),
+    log:
+        stage_log("evaluate"),
+    benchmark:
+        stage_benchmark("evaluate")
+    conda:
+        "../envs/evaluate.yaml"
+    script:
+        "../scripts/evaluate.py"

@@ -1,0 +1,20 @@
+# Invalid-function filtering: syntax, `return <value>`, banned imports, length;
+# missing imports supplemented.
+rule filter:
+    input:
+        unpack(node_inputs("filter")),
+    output:
+        pool=P.pattern("filter", "pool"),
+        stats=P.pattern("filter", "stats"),
+    params:
+        settings=node_params("filter"),
+    resources:
+        **stage_resources("filter"),
+    log:
+        stage_log("filter"),
+    benchmark:
+        stage_benchmark("filter")
+    conda:
+        "../envs/core.yaml"
+    script:
+        "../scripts/filter.py"

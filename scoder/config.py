@@ -1,0 +1,90 @@
+"""Load config/config.yaml: resolve each run's `extends:` chain and validate it.
+
+A bad config stops the workflow before any job starts, with a message naming
+the run and the setting (``runs.tiny.sampling.temprature: unknown setting``).
+"""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+SCHEMA_PATH = Path(__file__).resolve().parent.parent / "config" / "schema.yaml"
+
+
+class ConfigError(ValueError):
+    """A config problem, phrased so the user knows which setting to fix."""
+
+
+def deep_merge(base: dict, override: dict) -> dict:
+    """``override`` on top of ``base``; nested dicts merge, everything else replaces."""
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def resolve_run(runs: dict, name: str, _seen: tuple = ()) -> dict:
+    """The full settings of run ``name`` after merging its ``extends`` chain."""
+    if name not in runs:
+        raise ConfigError(f"run '{name}' is not defined under runs: (defined: {', '.join(sorted(runs))})")
+    if name in _seen:
+        raise ConfigError(f"runs.{name}.extends: cycle {' -> '.join(_seen + (name,))}")
+    run = runs[name]
+    parent = run.get("extends")
+    if parent is None:
+        merged = copy.deepcopy(run)
+    else:
+        merged = deep_merge(resolve_run(runs, parent, _seen + (name,)), run)
+    merged.pop("extends", None)
+    return merged
+
+
+def _where(error: jsonschema.ValidationError, prefix: str) -> str:
+    path = ".".join(str(p) for p in error.absolute_path)
+    return f"{prefix}.{path}" if path else prefix
+
+
+def _message(error: jsonschema.ValidationError, prefix: str) -> str:
+    if error.validator == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        extra = [k for k in error.instance if k not in error.schema.get("properties", {})]
+        return (f"{_where(error, prefix)}.{extra[0]}: unknown setting"
+                + (f" (allowed here: {', '.join(allowed)})" if allowed else ""))
+    return f"{_where(error, prefix)}: {error.message}"
+
+
+def load_schema() -> dict:
+    with open(SCHEMA_PATH, encoding="utf-8") as f:
+        return yaml.safe_load(f)
+
+
+def validate(config: dict) -> dict[str, dict]:
+    """Check the whole file and every run; return {run name: resolved settings}."""
+    schema = load_schema()
+    errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(config), key=str)
+    if errors:
+        raise ConfigError("config/config.yaml: " + _message(errors[0], "config"))
+    run_schema = {**schema["$defs"]["run"], "$defs": schema["$defs"]}
+    validator = jsonschema.Draft202012Validator(run_schema)
+    resolved = {}
+    for name in config["runs"]:
+        run = resolve_run(config["runs"], name)
+        errors = sorted(validator.iter_errors(run), key=lambda e: list(e.absolute_path))
+        if errors:
+            raise ConfigError("config/config.yaml: " + _message(errors[0], f"runs.{name}"))
+        resolved[name] = run
+    if config["default_run"] not in resolved:
+        raise ConfigError(f"default_run: '{config['default_run']}' is not one of the runs "
+                          f"({', '.join(sorted(resolved))})")
+    return resolved
+
+
+def load(path: str | Path) -> dict[str, dict]:
+    with open(path, encoding="utf-8") as f:
+        return validate(yaml.safe_load(f))

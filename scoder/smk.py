@@ -1,0 +1,32 @@
+"""The thin layer between a Snakemake ``script:`` and a stage function.
+
+``with stage(snakemake) as (inp, out, settings):`` sends the job's stdout,
+stderr and logging to its ``log:`` file and hands the script its inputs,
+outputs and settings; a stage function never sees Snakemake.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+
+
+@contextlib.contextmanager
+def stage(snakemake):
+    log_path = snakemake.log[0] if snakemake.log else None
+    if log_path is None:
+        yield snakemake.input, snakemake.output, dict(snakemake.params.get("settings", {}))
+        return
+    with open(log_path, "a", buffering=1, encoding="utf-8") as log:
+        saved = sys.stdout, sys.stderr
+        sys.stdout = sys.stderr = log
+        logging.basicConfig(stream=log, level=logging.INFO, force=True,
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        try:
+            yield snakemake.input, snakemake.output, dict(snakemake.params.get("settings", {}))
+        except BaseException:
+            import traceback
+            traceback.print_exc(file=log)
+            raise
+        finally:
+            sys.stdout, sys.stderr = saved

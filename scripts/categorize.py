@@ -1,0 +1,12 @@
+from collections import Counter
+
+from scoder.io import read_jsonl, write_json, write_jsonl
+from scoder.pool.categorize import categorize
+from scoder.smk import stage
+
+with stage(snakemake) as (inp, out, s):
+    records = read_jsonl(inp.pool)
+    records = categorize(records, s["categories"], embedder=s["embedder"], instruction=s.get("instruction"))
+    write_jsonl(out.pool, records)
+    write_json(out.stats, {"stage": "categorize", "settings": s, "in": len(records), "out": len(records),
+                           "categories": dict(Counter(r["category"] for r in records))})

@@ -1,0 +1,10 @@
+from scoder.io import read_jsonl, write_json, write_jsonl
+from scoder.pool.filter import filter_functions
+from scoder.smk import stage
+
+with stage(snakemake) as (inp, out, s):
+    records = read_jsonl(inp.pool)
+    kept, reasons = filter_functions(records, **s)
+    write_jsonl(out.pool, kept)
+    write_json(out.stats, {"stage": "filter", "settings": s, "in": len(records), "out": len(kept),
+                           "dropped": reasons})

@@ -1,0 +1,14 @@
+from scoder.io import read_jsonl, write_json, write_jsonl
+from scoder.llm import make_generator
+from scoder.pool.quality import classify_quality
+from scoder.smk import stage
+
+with stage(snakemake) as (inp, out, s):
+    records = read_jsonl(inp.pool)
+    generator = make_generator(s["generator"])
+    labelled, stats = classify_quality(records, generator, threshold=s["threshold"])
+    kept = [r for r in labelled if r["quality"] == "yes"]
+    write_jsonl(out.labelled, labelled)
+    write_jsonl(out.pool, kept)
+    write_json(out.stats, {"stage": "quality", "settings": s, "in": len(records), "out": len(kept),
+                           "usage": generator.usage, **stats})

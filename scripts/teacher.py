@@ -1,0 +1,8 @@
+from scoder.io import read_jsonl, write_json
+from scoder.smk import stage
+from scoder.steps import synthesize_to
+
+with stage(snakemake) as (inp, out, s):
+    snippets = read_jsonl(inp.snippets)
+    stats = synthesize_to(out.samples, snippets, s["generator"], s["sampling"], model_name=s["model_name"])
+    write_json(out.stats, {"stage": "teacher", "settings": s, "in": len(snippets), **stats})
