@@ -1,0 +1,130 @@
+"""End to end: the real Snakemake DAG on a micro model, then partial reruns.
+
+The micro model (random weights from a small config) is first fitted for a few
+seconds to one well-formed answer, which carries both the synthesis sections
+and the aspect-score lines, so every parser downstream sees parseable text and
+every stage does real work on real files.
+"""
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from scoder.data import to_chat
+from scoder.models import build_micro_model
+from scoder.prompts import synthesis_messages
+
+REPO = Path(__file__).resolve().parent.parent
+ASPECT_LINES = "\n".join(f"{a}: 7" for a in yaml.safe_load(open(REPO / "config/config.yaml"))
+                         ["runs"]["q14"]["scorer"]["aspects"]) + "\noverall: 7"
+CANNED_PROBLEM = "Write a function add(a, b) that returns the sum of two numbers."
+CANNED_SOLUTION = "```python\ndef add(a, b):\n    return a + b\n```"
+
+
+def fitted_micro_model(path: Path) -> str:
+    """A micro Llama that answers every prompt with one canned, parseable answer."""
+    from scoder.prompts import format_synthesis_response
+    from scoder.train import train_sft
+
+    base = build_micro_model(path / "random")
+    answer = format_synthesis_response(CANNED_PROBLEM, CANNED_SOLUTION) + "\n" + ASPECT_LINES
+    prompts = [synthesis_messages(f"def f{i}(x):\n    '''Return x plus {i}.'''\n    return x + {i}")
+               for i in range(4)] + [[{"role": "user", "content": "Rate this answer."}]]
+    records = [{"messages": p + [{"role": "assistant", "content": answer}]} for p in prompts]
+    ckpts = train_sft(str(base), records, str(path / "fit"), epochs=40, learning_rate=3e-3,
+                      global_batch_size=5, per_device_batch_size=5, max_length=512, seed=0)
+    return ckpts[-1]
+
+
+def micro_runs(model: str) -> dict:
+    models = {role: model for role in ("synthesizer", "teacher", "quality", "scorer", "reference", "target")}
+    train = {"epochs": 1, "learning_rate": 1e-4, "global_batch_size": 2, "max_length": 512}
+    return {"runs": {
+        "micro": {
+            "extends": "tiny",
+            "models": {**models, "embedder": "embedded:minilm"},
+            "pool": {"limit": 120, "seed": {"per_category": 1}, "quality": {"threshold": 0.0}},
+            "teacher": {"sampling": {"max_new_tokens": 160}},
+            "synthesizer": {"checkpoints": 2, "train": train},
+            "sampling": {"n": 1, "max_new_tokens": 160},
+            "scorer": {"max_new_tokens": 120},
+            "reference": {"lora": {"r": 4, "alpha": 8}, "train": train},
+            "influence": {"k": 64, "batch_size": 2, "max_length": 512},
+            "bootstrap": {"iterations": [{"snippets": 3, "select": 2}, {"snippets": 3, "select": 2}]},
+            "final": {"size": 3},
+            "target": {"phase1": {"size": 4, "train": train}, "phase2": {"train": train}},
+            "evaluation": {"humaneval": {"limit": 3, "max_new_tokens": 64}},
+        },
+        "micro_eval": {"extends": "micro", "evaluation": {"humaneval": {"limit": 2}}},
+        "micro_no_influence": {"extends": "micro", "influence": {"enabled": False}},
+    }}
+
+
+def snakemake(workdir: Path, *args: str) -> str:
+    cmd = [sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", "micro.yaml", *args]
+    proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True)
+    if proc.returncode != 0:
+        logs = "\n".join(f"== {p}\n{p.read_text()[-3000:]}" for p in workdir.glob("work/*/*/log*.txt"))
+        pytest.fail(f"{' '.join(cmd)} failed:\n{proc.stderr[-6000:]}\n{logs[-12000:]}")
+    return proc.stdout + proc.stderr
+
+
+def planned_jobs(output: str) -> dict[str, int]:
+    """{rule: count} from the job-stats table of a dry run."""
+    table = output.split("Job stats:", 1)[-1]
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M)
+            if m.group(1) not in ("total", "job", "count")}
+
+
+@pytest.fixture(scope="module")
+def workflow(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("workflow")
+    model = fitted_micro_model(tmp / "model")
+    workdir = tmp / "repo"
+    for name in ("Snakefile", "rules", "scripts", "config", "envs"):
+        src = REPO / name
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, workdir / name)
+    (workdir / "micro.yaml").write_text(yaml.safe_dump(micro_runs(model)))
+    snakemake(workdir, "results/scoder_micro.json")
+    return workdir
+
+
+@pytest.mark.slow
+def test_micro_run_writes_results_with_counts_for_every_stage(workflow):
+    results = json.loads((workflow / "results/scoder_micro.json").read_text())
+    assert results["run"] == "micro"
+    humaneval = results["benchmarks"]["humaneval"]
+    assert humaneval["n"] == 3 and 0 <= humaneval["base"] <= 100
+    pool = results["data"]["pool"]
+    assert pool["extract"]["out"] == 120
+    assert [pool[s]["in"] for s in ("dedup", "filter")] == [pool["extract"]["out"], pool["dedup"]["out"]]
+    assert results["data"]["dp"]["requested"] == pool["seed"]["out"] > 0
+    assert [it["iteration"] for it in results["data"]["iterations"]] == [1, 2]
+    assert all(it["selected"] <= 2 for it in results["data"]["iterations"])
+    assert results["cost"]["stages"]["synthesizer"]["jobs"] == 3
+    assert results["provenance"]["packages"]["transformers"]
+
+
+@pytest.mark.slow
+def test_rerun_does_nothing(workflow):
+    out = snakemake(workflow, "-n", "results/scoder_micro.json")
+    assert "Nothing to be done" in out
+
+
+@pytest.mark.slow
+def test_evaluation_edit_reruns_only_evaluation(workflow):
+    jobs = planned_jobs(snakemake(workflow, "-n", "results/scoder_micro_eval.json"))
+    assert jobs == {"evaluate": 1, "report": 1}
+
+
+@pytest.mark.slow
+def test_ablation_reuses_everything_before_selection(workflow):
+    jobs = planned_jobs(snakemake(workflow, "-n", "results/scoder_micro_no_influence.json"))
+    # iteration 1 is reused up to its scores; selection and all that follows reruns
+    assert jobs == {"select": 2, "synthesizer": 2, "sample": 2, "score": 1, "best": 1,
+                    "synthesize": 1, "target": 1, "evaluate": 1, "report": 1}
