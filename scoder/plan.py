@@ -213,7 +213,8 @@ class _RunBuilder:
         sample_files = [sample.path("samples", m=m) for m in checkpoints]
         score = self.add("score", {"samples": sample_files, **model_inputs(s["models"]["scorer"])},
                          {"generator": backend_spec(s["backends"]["scoring"], s["models"]["scorer"]),
-                          "aspects": s["scorer"]["aspects"], "max_new_tokens": s["scorer"].get("max_new_tokens", 160)},
+                          "aspects": s["scorer"]["aspects"], "mode": s["scorer"].get("mode", "generate"),
+                          "max_new_tokens": s["scorer"].get("max_new_tokens", 160)},
                          "generate")
         best = self.add("best", {"scored": score.path("scored")},
                         {"selector": s["scorer"]["selector"], "weights": s["scorer"]["weights"],

@@ -6,7 +6,7 @@ from scoder.steps import generator_for
 with stage(snakemake) as (inp, out, s):
     samples = [r for path in inp.samples for r in read_jsonl(path)]
     generator = generator_for(s["generator"])
-    scored, stats = score_samples(samples, generator, s["aspects"], max_new_tokens=s["max_new_tokens"],
+    scored, stats = score_samples(samples, generator, s["aspects"], max_new_tokens=s["max_new_tokens"], mode=s["mode"],
                                   batch_size=s["generator"].get("batch_size", 16))
     write_jsonl(out.scored, scored)
     write_json(out.stats, {"stage": "score", "settings": s, "in": len(samples), "out": len(scored),

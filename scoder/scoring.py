@@ -1,0 +1,315 @@
+"""Multi-aspect scoring of instruction samples (SCoder §3, eq. 1–2, Appendix C).
+
+The scorer rates each (problem, solution) pair on Z aspects with integers in
+[0, 9] and a raw composite (`overall`) score; the aggregated score is
+Score = Σ_z w_z · x_z (eq. 1), with w learned by ridge regression from K
+experiments that map a dataset's mean aspect vector to the benchmark score of
+a model fine-tuned on it (eq. 2). The best-scored candidate per snippet is kept.
+
+    samples, stats = score_samples(samples, generator, DEFAULT_ASPECTS)
+    fit = fit_weights(X, y, list(DEFAULT_ASPECTS), alpha=1.0)
+    kept = best_candidates(samples, selector="weighted", weights=fit["weights"])
+
+The paper's scoring prompt (its Figure 7) is an image we do not have; ours is
+built from the Qwen2.5-Coder checklist that the paper cites, plus problem clarity.
+"""
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+
+import numpy as np
+from sklearn.linear_model import Ridge
+
+DEFAULT_ASPECTS: dict[str, str] = {
+    "question_answer_consistency": "the solution answers exactly the problem that is asked",
+    "relevance": "the problem and solution are about programming and computer science",
+    "difficulty": "the problem is challenging enough to teach something non-trivial",
+    "code_existence": "the solution contains actual code, not only prose",
+    "code_correctness": "the code is free of syntax errors and logical bugs and solves the problem",
+    "code_quality": "good naming, consistent indentation and adherence to best practices",
+    "code_clarity": "the code is easy to read and understand",
+    "code_comments": "comments and docstrings are present and explain the code usefully",
+    "ease_of_learning": "educational value for a student learning to program",
+    "problem_clarity": "the problem statement is self-contained and unambiguous",
+}
+OVERALL = "overall"
+DIGITS = [str(d) for d in range(10)]
+SELECTORS = ("weighted", "composite", "average")
+
+# Names a scorer may use for the composite line instead of "overall".
+_OVERALL_ALIASES = {"overall", "overall_score", "composite", "composite_score", "final_score", "total_score"}
+
+
+def scoring_messages(problem: str, solution: str, aspects: dict[str, str]) -> list[dict]:
+    """Chat prompt asking the scorer for one `aspect: <0-9>` line per aspect, then `overall: <0-9>`."""
+    rubric = "\n".join(f"- {name}: {desc}" for name, desc in aspects.items())
+    form = "\n".join(f"{name}: <score>" for name in [*aspects, OVERALL])
+    content = (
+        "You are an expert reviewer of programming instruction data. Rate the problem and its "
+        "solution below on each aspect with an integer from 0 (very poor) to 9 (excellent).\n\n"
+        f"Aspects:\n{rubric}\n- {OVERALL}: your overall judgement of the sample's quality\n\n"
+        f"### Problem\n{problem.strip()}\n\n### Solution\n{solution.strip()}\n\n"
+        f"Answer with exactly these lines, one integer each, and nothing else:\n{form}"
+    )
+    return [{"role": "user", "content": content}]
+
+
+# ---------------------------------------------------------------- parsing
+
+def _norm(name: str) -> str:
+    """`Question/Answer Consistency` -> `question_answer_consistency`."""
+    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
+
+
+# A score at the start of a value, after optional "score"/"rating" words: "7", "7/9", "7 out of 9", "7.5".
+_VALUE = re.compile(
+    r"(?:(?:score|rating)\s*(?:of|is|=|:)?\s*)?(-?\d+(?:\.\d+)?)(?:\s*(?:/|out\s+of)\s*\d+)?", re.I
+)
+_BULLET = re.compile(r"^\s*(?:[-*+•>]|\d+[.)])\s+")
+
+
+def _split_line(line: str) -> tuple[str, str] | None:
+    """(key, value) of a scorer line: `key: value`, `key = value`, `key - value` or a table row."""
+    if line.count("|") >= 2:  # markdown table row "| relevance | 7 |"
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        return (cells[0], cells[1]) if len(cells) >= 2 else None
+    line = _BULLET.sub("", line)
+    # A separator, or failing that a bare "relevance 7".
+    m = re.match(r"(.+?)\s*(?::|=|\s[-–—]\s)\s*(.*)$", line) or re.match(r"(.+?)\s+(-?\d.*)$", line)
+    return (m.group(1), m.group(2)) if m else None
+
+
+def _score_value(value: str) -> float | None:
+    """The number a value starts with (markdown stripped), or None."""
+    m = _VALUE.match(re.sub(r"[*_`\[\]]", "", value).strip())
+    return float(m.group(1)) if m else None
+
+
+def parse_aspect_scores(
+    text: str, aspects: list[str]
+) -> tuple[dict[str, int | None], int | None, list[str]]:
+    """Parse scorer output into (aspect -> score, overall, aspects that failed to parse).
+
+    Names match case-, space- and punctuation-insensitively, a parenthetical or a
+    trailing "score" after the name is ignored; lines without a number are skipped;
+    the first scored line for a name wins;
+    "7/9" and "7 out of 9" read as 7 (the denominator is ignored); decimals round
+    half up. A score outside [0, 9] counts as a failure (None) rather than being
+    clipped, because "10" usually means the scorer used another scale.
+    """
+    wanted = {_norm(a): a for a in aspects}
+    found: dict[str, float | None] = {}
+    for line in text.splitlines():
+        kv = _split_line(line)
+        if kv is None:
+            continue
+        key = _norm(re.sub(r"\(.*?\)", "", re.sub(r"[*_`#]", " ", kv[0])))
+        key = key.removesuffix("_score") if key.removesuffix("_score") in wanted else key
+        name = wanted.get(key) or (OVERALL if key in _OVERALL_ALIASES else None)
+        value = _score_value(kv[1])
+        # Skip unknown names, prose without a number ("Overall: good work") and duplicates (first wins).
+        if name is None or value is None or name in found:
+            continue
+        found[name] = value if 0 <= value <= 9 else None
+
+    def as_int(x: float | None) -> int | None:
+        return None if x is None else int(math.floor(x + 0.5))
+
+    scores = {a: as_int(found.get(a)) for a in aspects}
+    return scores, as_int(found.get(OVERALL)), [a for a in aspects if scores[a] is None]
+
+
+# ---------------------------------------------------------------- scoring
+
+def expected_digit(logprobs: dict[str, float]) -> float | None:
+    """E[d] under the next-token distribution renormalised over the digits 0..9 (None if all -inf)."""
+    lp = np.array([logprobs.get(d, -math.inf) for d in DIGITS], dtype=float)
+    if not np.isfinite(lp).any():
+        return None
+    p = np.exp(lp - lp[np.isfinite(lp)].max())
+    return float((p * np.arange(10)).sum() / p.sum())
+
+
+def _batches(items: list, size: int):
+    for i in range(0, len(items), max(1, size)):
+        yield items[i : i + size]
+
+
+def score_samples(
+    samples: list[dict],
+    generator,
+    aspects: dict[str, str],
+    *,
+    max_new_tokens: int = 128,
+    batch_size: int = 16,
+    mode: str = "generate",
+) -> tuple[list[dict], dict]:
+    """Score each sample; adds `aspect_scores` and `composite`, returns (samples, stats).
+
+    mode "generate": greedy decoding of the scoring prompt, parsed with
+    `parse_aspect_scores` (integer scores; the raw text is kept as `scorer_output`).
+    mode "logprob": for each aspect and `overall`, one forward pass on the prompt
+    plus an assistant prefix "<name>: " and the expected digit under the model's
+    next-token distribution (real-valued scores, never unparseable unless the
+    generator returns no finite digit logprob). Our finer-grained alternative,
+    not in the paper; it assumes digits tokenise alone (true for SmolLM2, Qwen2.5, Llama 3).
+    """
+    names = list(aspects)
+    prompts = [scoring_messages(s["problem"], s["solution"], aspects) for s in samples]
+    out = [dict(s) for s in samples]
+    failures: Counter = Counter({a: 0 for a in [*names, OVERALL]})
+    if mode == "generate":
+        texts: list[str] = []
+        for batch in _batches(prompts, batch_size):
+            texts += [c[0] for c in generator.generate(
+                batch, temperature=0.0, max_new_tokens=max_new_tokens, n=1, seed=0)]
+        for rec, text in zip(out, texts):
+            scores, overall, failed = parse_aspect_scores(text, names)
+            rec.update(aspect_scores=scores, composite=overall, scorer_output=text)
+            failures.update(failed + ([OVERALL] if overall is None else []))
+    elif mode == "logprob":
+        targets = [*names, OVERALL]
+        convs = [p + [{"role": "assistant", "content": f"{t}: "}] for p in prompts for t in targets]
+        values: list[float | None] = []
+        for batch in _batches(convs, batch_size):
+            values += [expected_digit(lp) for lp in generator.score_choices(batch, DIGITS)]
+        for i, rec in enumerate(out):
+            row = dict(zip(targets, values[i * len(targets) : (i + 1) * len(targets)]))
+            rec.update(aspect_scores={a: row[a] for a in names}, composite=row[OVERALL])
+            failures.update(t for t in targets if row[t] is None)
+    else:
+        raise ValueError(f"unknown scoring mode {mode!r}; expected 'generate' or 'logprob'")
+    n = len(out)
+    complete = sum(all(v is not None for v in r["aspect_scores"].values()) for r in out)
+    stats = {
+        "mode": mode,
+        "n": n,
+        "aspects": names,
+        "parse_failures": {a: failures[a] for a in names},
+        "overall_failures": failures[OVERALL],
+        "fully_parsed": complete,
+        "parse_rate": complete / n if n else None,
+    }
+    return out, stats
+
+
+# ---------------------------------------------------------------- aggregation and selection
+
+def aggregate(aspect_scores: dict[str, float | None], weights: dict[str, float]) -> float:
+    """Score = Σ_z w_z·x_z over the weighted aspects (eq. 1).
+
+    A missing aspect (absent or None) counts as the mean of the present ones, so
+    one unparsed line neither zeroes nor drops a sample; with none present the
+    score is NaN (ranked last by `best_candidates`). Aspects without a weight are
+    ignored; a fitted intercept is left out since it does not change the ranking.
+    """
+    present = [aspect_scores[a] for a in weights if aspect_scores.get(a) is not None]
+    if not present:
+        return math.nan
+    fill = float(np.mean(present))
+    return float(sum(w * (fill if aspect_scores.get(a) is None else aspect_scores[a])
+                     for a, w in weights.items()))
+
+
+def _average(aspect_scores: dict[str, float | None]) -> float:
+    present = [v for v in aspect_scores.values() if v is not None]
+    return float(np.mean(present)) if present else math.nan
+
+
+def selector_score(sample: dict, selector: str = "weighted", weights: dict | None = None) -> float:
+    """A sample's score under a selector: "weighted" (eq. 1), "composite" (raw overall), "average"."""
+    if selector == "weighted":
+        if weights is None:
+            raise ValueError("selector 'weighted' needs weights")
+        return aggregate(sample["aspect_scores"], weights)
+    if selector == "composite":
+        c = sample.get("composite")
+        return math.nan if c is None else float(c)
+    if selector == "average":
+        return _average(sample["aspect_scores"])
+    raise ValueError(f"unknown selector {selector!r}; expected one of {SELECTORS}")
+
+
+def best_candidates(
+    samples: list[dict], *, selector: str = "weighted", weights: dict | None = None
+) -> list[dict]:
+    """The best-scored sample per `snippet_id` (ties: smallest id; NaN ranks last), with `score` added.
+
+    Snippets come out in order of first appearance.
+    """
+    best: dict[str, tuple[tuple, dict]] = {}
+    for s in samples:
+        score = selector_score(s, selector, weights)
+        # Larger key wins: a real score beats NaN; equal scores fall back to the smaller id.
+        key = (not math.isnan(score), -math.inf if math.isnan(score) else score)
+        cur = best.get(s["snippet_id"])
+        if cur is None or key > cur[0] or (key == cur[0] and str(s["id"]) < str(cur[1]["id"])):
+            best[s["snippet_id"]] = (key, {**s, "score": None if math.isnan(score) else score})
+    return [rec for _, rec in best.values()]
+
+
+# ---------------------------------------------------------------- learning the weights (eq. 2)
+
+def fit_weights(
+    X: np.ndarray, y: np.ndarray, aspects: list[str], *, alpha: float, fit_intercept: bool = False
+) -> dict:
+    """Ridge regression of experiment scores y_k on mean aspect vectors x̄_k (eq. 2, λ = alpha).
+
+    Eq. 2 has no intercept, hence fit_intercept=False by default; with True the
+    intercept is fitted unpenalised (scikit-learn's convention).
+    """
+    X, y = np.asarray(X, dtype=float), np.asarray(y, dtype=float)
+    if X.ndim != 2 or X.shape != (len(y), len(aspects)):
+        raise ValueError(f"X must be (K, {len(aspects)}) and y (K,); got {X.shape} and {y.shape}")
+    model = Ridge(alpha=alpha, fit_intercept=fit_intercept).fit(X, y)
+    pred = model.predict(X)
+    return {
+        "weights": {a: float(w) for a, w in zip(aspects, model.coef_)},
+        "intercept": float(model.intercept_),
+        "alpha": float(alpha),
+        "K": int(len(y)),
+        "r2": float(model.score(X, y)) if len(y) > 1 else None,
+        "points": [
+            {"x": dict(zip(aspects, map(float, xk))), "y": float(yk), "predicted": float(pk)}
+            for xk, yk, pk in zip(X, y, pred)
+        ],
+    }
+
+
+def experiment_mixes(samples: list[dict], *, k: int, size: int, seed: int) -> list[list[dict]]:
+    """K training sets of `size` samples with different quality mixes for the weight-learning runs.
+
+    Samples are ranked by their plain mean aspect score (weights are what we are
+    learning) and split into a top and a bottom half; experiment j draws a share
+    q_j = j/(K-1) from the top half and the rest from the bottom half. A half
+    smaller than its share is sampled with replacement. The paper does not say
+    how its K=20 datasets were built; this is our design.
+    """
+    if k < 1 or size < 1 or len(samples) < 2:
+        raise ValueError("need k >= 1, size >= 1 and at least two samples")
+    def rank(s: dict) -> tuple:
+        avg = _average(s["aspect_scores"])
+        return (math.isnan(avg), -avg if not math.isnan(avg) else 0.0, str(s["id"]))
+
+    ranked = sorted(samples, key=rank)
+    top, bottom = ranked[: len(ranked) // 2], ranked[len(ranked) // 2 :]
+    rng = np.random.default_rng(seed)
+    mixes = []
+    for j in range(k):
+        q = j / (k - 1) if k > 1 else 0.5
+        n_top = int(round(q * size))
+        picks = [top[i] for i in rng.choice(len(top), n_top, replace=n_top > len(top))]
+        n_bot = size - n_top
+        picks += [bottom[i] for i in rng.choice(len(bottom), n_bot, replace=n_bot > len(bottom))]
+        mixes.append([picks[i] for i in rng.permutation(len(picks))])
+    return mixes
+
+
+def mean_aspect_vector(samples: list[dict], aspects: list[str]) -> np.ndarray:
+    """x̄: per-aspect mean score over a dataset, skipping unparsed (None) scores; NaN if none."""
+    cols = np.array([[np.nan if s["aspect_scores"].get(a) is None else s["aspect_scores"][a]
+                      for a in aspects] for s in samples], dtype=float).reshape(len(samples), len(aspects))
+    with np.errstate(all="ignore"):
+        return np.array([np.nanmean(c) if np.isfinite(c).any() else np.nan for c in cols.T])

@@ -1,0 +1,169 @@
+"""Multi-aspect scoring: parsing scorer output, ridge weights, best candidate per snippet."""
+import math
+
+import numpy as np
+import pytest
+
+from scoder.scoring import (
+    DEFAULT_ASPECTS,
+    aggregate,
+    best_candidates,
+    experiment_mixes,
+    fit_weights,
+    mean_aspect_vector,
+    parse_aspect_scores,
+    score_samples,
+    scoring_messages,
+)
+
+ASPECTS = list(DEFAULT_ASPECTS)
+
+
+class FakeGenerator:
+    """Returns canned scorer text, or canned digit logprobs keyed by the assistant prefix."""
+
+    def __init__(self, text="", logprobs=None):
+        self.text, self.logprobs, self.calls = text, logprobs or {}, []
+
+    def generate(self, conversations, temperature=0.0, max_new_tokens=128, n=1, seed=0):
+        self.calls.append(("generate", len(conversations), temperature))
+        return [[self.text] for _ in conversations]
+
+    def score_choices(self, conversations, choices):
+        self.calls.append(("score_choices", len(conversations), None))
+        return [{c: self.logprobs[conv[-1]["content"]].get(c, -math.inf) for c in choices}
+                for conv in conversations]
+
+
+def test_default_aspects_and_prompt():
+    assert len(DEFAULT_ASPECTS) == 10 and "problem_clarity" in DEFAULT_ASPECTS
+    msgs = scoring_messages("Add two numbers.", "def add(a, b):\n    return a + b", DEFAULT_ASPECTS)
+    text = msgs[-1]["content"]
+    assert "Add two numbers." in text and "return a + b" in text
+    assert all(f"{a}: <score>" in text for a in ASPECTS) and "overall: <score>" in text
+
+
+def test_parse_clean_output_round_trips():
+    text = "\n".join(f"{a}: {i % 10}" for i, a in enumerate(ASPECTS)) + "\noverall: 6"
+    scores, overall, failed = parse_aspect_scores(text, ASPECTS)
+    assert scores == {a: i % 10 for i, a in enumerate(ASPECTS)}
+    assert overall == 6 and failed == []
+
+
+def test_parse_survives_messy_output():
+    text = """Sure! Here is my evaluation of the sample.
+
+**Question/Answer Consistency**: 8 - the solution matches the problem
+- Relevance: 7/9
+* **Difficulty:** 5 out of 9
+1. Code Existence = 9
+| code correctness | 12 |
+Code_Quality: 6
+code quality: 2
+Code Clarity (0-9): 7.6
+code comments: N/A
+Overall: the sample is decent.
+Overall Score: 7
+I hope this helps."""
+    scores, overall, failed = parse_aspect_scores(text, ASPECTS)
+    assert scores["question_answer_consistency"] == 8
+    assert scores["relevance"] == 7  # "7/9"
+    assert scores["difficulty"] == 5  # "5 out of 9"
+    assert scores["code_existence"] == 9
+    assert scores["code_correctness"] is None  # out of range is a failure, not clipped
+    assert scores["code_quality"] == 6  # duplicated line: first wins
+    assert scores["code_clarity"] == 8  # decimals round
+    assert overall == 7  # a prose line without a number does not block the scored one
+    assert set(failed) == {"code_correctness", "code_comments", "ease_of_learning", "problem_clarity"}
+
+
+def test_parse_garbage_fails_every_aspect():
+    scores, overall, failed = parse_aspect_scores("I cannot rate this.", ASPECTS)
+    assert overall is None and failed == ASPECTS and set(scores.values()) == {None}
+
+
+def test_score_samples_generate_counts_failures():
+    gen = FakeGenerator("relevance: 9\ndifficulty: 3\noverall: 4\n")
+    samples = [{"id": f"s{i}", "snippet_id": "a", "problem": "p", "solution": "s"} for i in range(5)]
+    out, stats = score_samples(samples, gen, DEFAULT_ASPECTS, batch_size=2)
+    assert [c[1] for c in gen.calls] == [2, 2, 1] and all(c[2] == 0.0 for c in gen.calls)  # greedy, batched
+    assert out[0]["aspect_scores"]["relevance"] == 9 and out[0]["composite"] == 4
+    assert stats["parse_failures"]["relevance"] == 0 and stats["parse_failures"]["code_quality"] == 5
+    assert stats["overall_failures"] == 0 and stats["fully_parsed"] == 0
+    assert "aspect_scores" not in samples[0]  # inputs are not mutated
+
+
+def test_score_samples_logprob_expected_digit():
+    aspects = {"relevance": "r", "difficulty": "d"}
+    lp = {
+        "relevance: ": {"3": math.log(0.5), "7": math.log(0.5)},  # E = 5
+        # unnormalised mass on digits: renormalised, E = (0*1 + 9*3) / 4
+        "difficulty: ": {"0": math.log(0.1), "9": math.log(0.3)},
+        "overall: ": {},  # no digit mass: a failure
+    }
+    out, stats = score_samples([{"id": "x", "problem": "p", "solution": "s"}], FakeGenerator(logprobs=lp),
+                               aspects, mode="logprob")
+    assert out[0]["aspect_scores"]["relevance"] == pytest.approx(5.0)
+    assert out[0]["aspect_scores"]["difficulty"] == pytest.approx(6.75)
+    assert out[0]["composite"] is None and stats["overall_failures"] == 1
+
+
+def test_aggregate_weighted_sum_with_missing_as_mean():
+    w = {"a": 1.0, "b": 2.0, "c": -1.0}
+    assert aggregate({"a": 3, "b": 4, "c": 5}, w) == pytest.approx(3 + 8 - 5)
+    assert aggregate({"a": 3, "b": None, "c": 5}, w) == pytest.approx(3 + 2 * 4 - 5)
+    assert math.isnan(aggregate({"a": None}, w))
+
+
+def _sample(id_, snip, scores, composite):
+    return {"id": id_, "snippet_id": snip, "aspect_scores": dict(zip("abc", scores)), "composite": composite}
+
+
+@pytest.mark.parametrize("selector,weights,expected", [
+    ("weighted", {"a": 0.0, "b": 0.0, "c": 1.0}, {"s1": "x3", "s2": "y1"}),
+    ("composite", None, {"s1": "x1", "s2": "y2"}),  # a missing composite ranks last
+    ("average", None, {"s1": "x2", "s2": "y1"}),
+])
+def test_best_candidates_is_argmax_of_selector(selector, weights, expected):
+    samples = [
+        _sample("x1", "s1", (1, 1, 1), 9), _sample("x2", "s1", (9, 9, 0), 2), _sample("x3", "s1", (0, 0, 8), 5),
+        _sample("y2", "s2", (5, 5, 5), 3), _sample("y1", "s2", (5, 5, 5), None),  # tie on aspects: smaller id
+    ]
+    kept = best_candidates(samples, selector=selector, weights=weights)
+    assert {k["snippet_id"]: k["id"] for k in kept} == expected
+    assert [k["snippet_id"] for k in kept] == ["s1", "s2"] and all(k["score"] is not None for k in kept)
+
+
+def test_best_candidates_tie_break_is_smallest_id():
+    samples = [_sample("b", "s", (4, 4, 4), 4), _sample("a", "s", (4, 4, 4), 4), _sample("c", "s", (1, 1, 1), 9)]
+    assert best_candidates(samples, selector="average")[0]["id"] == "a"
+    assert best_candidates(samples, selector="composite")[0]["id"] == "c"
+    with pytest.raises(ValueError):
+        best_candidates(samples, selector="weighted")
+
+
+def test_fit_weights_recovers_known_weights():
+    rng = np.random.default_rng(0)
+    X = rng.uniform(0, 9, size=(20, 4))
+    true = np.array([0.5, -1.0, 2.0, 0.0])
+    fit = fit_weights(X, X @ true, ["a", "b", "c", "d"], alpha=1e-6)
+    assert np.allclose([fit["weights"][a] for a in "abcd"], true, atol=1e-4)
+    assert fit["intercept"] == 0.0 and fit["K"] == 20 and fit["r2"] > 0.9999 and len(fit["points"]) == 20
+    shifted = fit_weights(X, X @ true + 3.0, ["a", "b", "c", "d"], alpha=1e-6, fit_intercept=True)
+    assert shifted["intercept"] == pytest.approx(3.0, abs=1e-3)
+
+
+def test_experiment_mixes_span_quality_and_mean_vector():
+    samples = [{"id": f"{i:03d}", "aspect_scores": {"a": i % 10, "b": None if i == 0 else i % 10}}
+               for i in range(100)]
+    mixes = experiment_mixes(samples, k=5, size=20, seed=1)
+    assert len(mixes) == 5 and all(len(m) == 20 for m in mixes)
+    def avg(s):
+        return np.mean([v for v in s["aspect_scores"].values() if v is not None])
+
+    # q goes from all bottom half (averages 0..4) to all top half (5..9)
+    assert all(avg(s) < 5 for s in mixes[0]) and all(avg(s) >= 5 for s in mixes[-1])
+    assert 0 < sum(avg(s) >= 5 for s in mixes[2]) < 20
+    assert experiment_mixes(samples, k=5, size=20, seed=1) == mixes  # seeded
+    vec = mean_aspect_vector(samples[:2], ["a", "b"])
+    assert vec.tolist() == [0.5, 1.0]  # None is skipped
