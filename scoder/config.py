@@ -19,10 +19,15 @@ class ConfigError(ValueError):
 
 
 def deep_merge(base: dict, override: dict) -> dict:
-    """``override`` on top of ``base``; nested dicts merge, everything else replaces."""
+    """``override`` on top of ``base``; nested dicts merge, everything else replaces.
+
+    A backend section that switches to another ``backend`` replaces the inherited
+    one whole: vLLM's options mean nothing to the transformers backend."""
     out = copy.deepcopy(base)
     for key, value in override.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
+        switches_backend = (isinstance(value, dict) and isinstance(out.get(key), dict)
+                            and value.get("backend", out[key].get("backend")) != out[key].get("backend"))
+        if isinstance(value, dict) and isinstance(out.get(key), dict) and not switches_backend:
             out[key] = deep_merge(out[key], value)
         else:
             out[key] = copy.deepcopy(value)

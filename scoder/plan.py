@@ -91,7 +91,11 @@ class Plan:
         return node
 
     def node(self, stage: str, key: str) -> Node:
-        return self.nodes[stage][key]
+        try:
+            return self.nodes[stage][key]
+        except KeyError:
+            raise KeyError(f"{WORK}/{stage}/{key} belongs to no configured run: its settings are no "
+                           f"longer in config/config.yaml (ask for results/scoder_<run>.json instead)") from None
 
 
 def model_path(name: str) -> str:

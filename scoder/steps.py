@@ -82,7 +82,9 @@ def train_stage(samples: list[dict], out: dict[int, str], progress: str | Path, 
     if gpus > 1:
         data = progress / "data.jsonl"
         write_jsonl(data, records)
-        cmd = ["accelerate", "launch", "--num_processes", str(gpus), "-m", "scoder.train",
+        # DeepSpeed ZeRO-3 shards the 7-14B full fine-tunes across the node's GPUs.
+        cmd = ["accelerate", "launch", "--config_file", "config/accelerate/zero3.yaml",
+               "--num_processes", str(gpus), "-m", "scoder.train",
                "--model", model, "--data", str(data), "--out", str(progress / "train"),
                "--settings", json.dumps(kwargs)]
         print("launching:", " ".join(cmd), flush=True)

@@ -11,8 +11,7 @@ with stage(snakemake) as (inp, out, s):
     prompts = [build_prompt(p, style) for p in problems]
     outputs = generator.generate(prompts, temperature=0.0, max_new_tokens=he.get("max_new_tokens", 512), n=1)
     completions = {p["task_id"]: o[0] for p, o in zip(problems, outputs)}
-    solutions = {p["task_id"]: extract_solution(p, completions[p["task_id"]], style) for p in problems}
-    result = evaluate_humaneval(problems, solutions, style)
-    write_jsonl(out.completions, [{"task_id": t, "completion": c, "solution": solutions[t]}
-                                  for t, c in completions.items()])
+    result = evaluate_humaneval(problems, completions, style)
+    write_jsonl(out.completions, [{"task_id": t, "completion": c, "solution": extract_solution(p, c, style)}
+                                  for p, (t, c) in zip(problems, completions.items())])
     write_json(out.humaneval, {**result, "style": style, "model": inp.model})

@@ -47,3 +47,8 @@ def test_unknown_parent_run_is_named():
 
 def test_deep_merge_overrides_leaves_only():
     assert deep_merge({"a": {"b": 1, "c": 2}}, {"a": {"c": 3}}) == {"a": {"b": 1, "c": 3}}
+
+
+def test_switching_backend_drops_the_other_backends_options():
+    runs = validate(CONFIG)
+    assert runs["tiny"]["backends"]["quality"] == {"backend": "transformers", "batch_size": 16}

@@ -1,0 +1,1 @@
+"""Helpers of ``scoder.train``: resumable runs with M exported checkpoints (``checkpoints``)."""

@@ -1,0 +1,191 @@
+"""Resumable training runs that export M checkpoints evenly spaced over training.
+
+``run`` wraps any transformers/TRL trainer: a callback exports ``out_dir/ckpt{m}``
+(Hugging Face layout, written to a temporary folder and renamed, so a ckpt folder
+that exists is complete) at the M checkpoint steps and saves the trainer state
+there (and every ``save_steps``) in ``out_dir/_state``. A rerun with the same
+settings and data resumes from the latest saved state; a finished run (all
+checkpoints plus ``train_log.json`` with the same fingerprint) is returned as is.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Callable
+
+from scoder.io import read_json, write_json
+
+STATE_DIR = "_state"
+LOG_FILE = "train_log.json"
+FINGERPRINT_FILE = "fingerprint.json"
+
+# How a run executes, not what it computes: changing these keeps a finished run valid
+# (the global batch is fixed), but a saved trainer state only resumes under the same ones.
+EXECUTION_SETTINGS = ("per_device_batch_size", "gradient_checkpointing", "deepspeed", "save_steps")
+
+# what train_log.json keeps of each logged step
+LOGGED = ("step", "epoch", "loss", "learning_rate", "grad_norm", "mean_token_accuracy",
+          "rewards/accuracies", "rewards/margins")
+
+
+def fingerprint(settings: dict, records: list[dict]) -> str:
+    """Digest of the settings and data that determine the trained weights."""
+    digest = hashlib.sha256(json.dumps({k: v for k, v in settings.items() if k not in EXECUTION_SETTINGS},
+                                       sort_keys=True).encode("utf-8"))
+    for record in records:  # one record at a time: a 110K-example dataset is never one string
+        digest.update(json.dumps(record, sort_keys=True, ensure_ascii=False).encode("utf-8"))
+    return digest.hexdigest()
+
+
+def state_fingerprint(settings: dict, fp: str, world_size: int) -> str:
+    """A saved trainer state also depends on how it was run (DeepSpeed layout, world size)."""
+    execution = {k: settings.get(k) for k in EXECUTION_SETTINGS}
+    blob = json.dumps({"result": fp, "execution": execution, "world_size": world_size}, sort_keys=True)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def checkpoint_steps(max_steps: int, num_checkpoints: int) -> list[int]:
+    """Optimizer steps of the M checkpoints, evenly spaced, the last at the final step."""
+    if num_checkpoints < 1 or max_steps < num_checkpoints:
+        raise ValueError(f"cannot keep {num_checkpoints} distinct checkpoints over {max_steps} training steps")
+    return [math.ceil(m * max_steps / num_checkpoints) for m in range(1, num_checkpoints + 1)]
+
+
+def is_main_process() -> bool:
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+class CheckpointExporter:
+    """Exports ``ckpt{m}`` at each of the M checkpoint steps and forces a trainer-state save
+    there, so a resumed run never has to recreate a checkpoint it already exported."""
+
+    def __init__(self, out_dir: Path, num_checkpoints: int, save_dtype: str | None = None):
+        self.out_dir, self.num_checkpoints, self.save_dtype = out_dir, num_checkpoints, save_dtype
+        self.trainer = None  # set once the trainer exists: its save_model gathers DeepSpeed shards
+        self.steps: list[int] = []
+
+    def callback(self):
+        from transformers import TrainerCallback
+
+        exporter = self
+
+        class Callback(TrainerCallback):
+            def on_train_begin(self, args, state, control, **kwargs):
+                exporter.steps = checkpoint_steps(state.max_steps, exporter.num_checkpoints)
+
+            def on_step_end(self, args, state, control, **kwargs):
+                if state.global_step in exporter.steps:
+                    exporter.export(exporter.steps.index(state.global_step) + 1)
+                    control.should_save = True
+                if state.global_step >= state.max_steps:
+                    # a final trainer state (optimizer included) would be deleted right away;
+                    # a kill before train_log.json just redoes the last stretch
+                    control.should_save = False
+                return control
+
+        return Callback()
+
+    def export(self, m: int) -> None:
+        final = self.out_dir / f"ckpt{m}"
+        tmp = final.with_name(final.name + ".tmp")
+        self.trainer.save_model(str(tmp))  # on every rank: ZeRO-3 gathers the full weights
+        if self.trainer.is_world_process_zero():
+            (tmp / "training_args.bin").unlink(missing_ok=True)
+            if self.save_dtype:
+                cast_safetensors(tmp, self.save_dtype)
+            shutil.rmtree(final, ignore_errors=True)
+            os.replace(tmp, final)
+        self.trainer.accelerator.wait_for_everyone()
+
+
+def cast_safetensors(folder: Path, dtype: str) -> None:
+    """Store a full model's weights in ``dtype`` (e.g. the starting model's bf16, where
+    training ran in fp32), so checkpoints keep the size and dtype vLLM expects."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    target = getattr(torch, dtype)
+    for f in folder.glob("*.safetensors"):
+        tensors = load_file(f)
+        if all(t.dtype == target or not t.is_floating_point() for t in tensors.values()):
+            continue
+        mode = f.stat().st_mode
+        save_file({k: t.to(target) if t.is_floating_point() else t for k, t in tensors.items()},
+                  f, metadata={"format": "pt"})
+        os.chmod(f, mode)
+    config = folder / "config.json"
+    if config.exists():
+        write_json(config, {**read_json(config), "dtype": dtype})
+
+
+def _finished(out_dir: Path, fp: str, ckpts: list[Path]) -> bool:
+    log = out_dir / LOG_FILE
+    return log.exists() and read_json(log).get("fingerprint") == fp and all(c.is_dir() for c in ckpts)
+
+
+def _resumable_state(out_dir: Path, state_fp: str, ckpts: list[Path]) -> str | None:
+    """Latest complete trainer checkpoint of this same run, provided every checkpoint
+    exported before it is still there (otherwise training restarts from step 0)."""
+    state_dir = out_dir / STATE_DIR
+    fp_file = state_dir / FINGERPRINT_FILE
+    if not fp_file.exists() or read_json(fp_file).get("fingerprint") != state_fp:
+        return None
+    # trainer_state.json is written last, so a checkpoint cut short by a kill has none
+    saved = [p for p in state_dir.glob("checkpoint-*") if (p / "trainer_state.json").exists()]
+    if not saved:
+        return None
+    last = max(saved, key=lambda p: int(p.name.split("-")[1]))
+    state = read_json(last / "trainer_state.json")
+    done = [s for s in checkpoint_steps(state["max_steps"], len(ckpts)) if s <= state["global_step"]]
+    return str(last) if all(ckpts[i].is_dir() for i in range(len(done))) else None
+
+
+def run(build: Callable, out_dir: str, settings: dict, records: list[dict], *, num_checkpoints: int,
+        world_size: int, resume: bool = True, save_dtype: str | None = None,
+        callbacks: list | None = None) -> list[str]:
+    """Train the trainer that ``build(state_dir, callbacks)`` makes, resuming when possible;
+    return the paths of ``out_dir/ckpt1..ckptM`` and write ``out_dir/train_log.json``."""
+    out = Path(out_dir)
+    fp = fingerprint(settings, records)
+    state_fp = state_fingerprint(settings, fp, world_size)
+    ckpts = [out / f"ckpt{m}" for m in range(1, num_checkpoints + 1)]
+    if resume and _finished(out, fp, ckpts):
+        return [str(c) for c in ckpts]
+    last = _resumable_state(out, state_fp, ckpts) if resume else None
+    if last is None and is_main_process():  # fresh start: drop what an older or different run left
+        shutil.rmtree(out / STATE_DIR, ignore_errors=True)
+        for stale in [*out.glob("ckpt*"), out / LOG_FILE]:
+            shutil.rmtree(stale) if stale.is_dir() else stale.unlink(missing_ok=True)
+        write_json(out / STATE_DIR / FINGERPRINT_FILE, {"fingerprint": state_fp})
+
+    exporter = CheckpointExporter(out, num_checkpoints, save_dtype)
+    trainer = build(str(out / STATE_DIR), [exporter.callback(), *(callbacks or [])])
+    exporter.trainer = trainer
+    start = time.time()
+    result = trainer.train(resume_from_checkpoint=last)
+    if trainer.is_world_process_zero():
+        state = trainer.state
+        write_json(out / LOG_FILE, {
+            "fingerprint": fp,
+            "settings": settings,
+            "world_size": trainer.args.world_size,
+            "gradient_accumulation_steps": trainer.args.gradient_accumulation_steps,
+            "num_examples": len(records),
+            "max_steps": state.max_steps,
+            "global_step": state.global_step,
+            "resumed_from_step": int(Path(last).name.split("-")[1]) if last else 0,
+            "checkpoint_steps": exporter.steps,
+            "checkpoints": [str(c) for c in ckpts],
+            "loss_history": [{k: h[k] for k in LOGGED if k in h} for h in state.log_history if "loss" in h],
+            "train_runtime_s": round(time.time() - start, 2),
+            "train_loss": result.training_loss,
+        })
+        # optimizer states are several times the model's size and nothing needs them now
+        shutil.rmtree(out / STATE_DIR, ignore_errors=True)
+    trainer.accelerator.wait_for_everyone()
+    return [str(c) for c in ckpts]
