@@ -1,0 +1,162 @@
+"""Near-deduplication of snippets with MinHash + LSH (SCoder Appendix A; datasketch).
+
+Each function is the set of its shingles: n-grams of whitespace-separated tokens of its
+code (``ngram`` tokens joined by one space, UTF-8; a function shorter than ``ngram``
+tokens is one shingle). Functions are visited in input order: a function whose
+MinHash hits a kept function in the ``MinHashLSH`` index (Jaccard threshold 0.5 in
+the paper) is dropped as its duplicate, otherwise it is kept and inserted.
+
+The decisions are those of the straightforward datasketch use (``MinHash(num_perm,
+seed)`` updated shingle by shingle, see :func:`dedup_reference`), but the signatures
+are computed for many functions at once with numpy: the same 32-bit SHA-1 token hash
+(``datasketch.hashfunc.sha1_hash32``), the same pre-mix and the same affine
+permutations ``MinHash(num_perm, seed).permutations``, then one ``minimum.reduceat``
+per batch; optionally the hashing runs in worker processes. The LSH banding is
+datasketch's too, with the buckets in plain dicts (see :func:`dedup`).
+
+    from scoder.pool.dedup import dedup
+    kept, dropped = dedup(records, threshold=0.5)
+"""
+from __future__ import annotations
+
+import hashlib
+from concurrent.futures import ProcessPoolExecutor
+from itertools import chain
+from operator import methodcaller
+
+import numpy as np
+from datasketch import MinHash, MinHashLSH
+from datasketch.minhash import _fmix  # the scheme's own pre-mix, so signatures match bit for bit
+
+# Shingles per numpy step: the (num_perm x shingles) buffer stays in cache (4 MiB at
+# 128 perms), several times faster than one big temporary.
+BATCH_SHINGLES = 8192
+# Functions per task when hashing in worker processes.
+CHUNK_FUNCTIONS = 4096
+
+
+def shingle_list(code: str, ngram: int = 5) -> list[bytes]:
+    """A function's shingles in order (repeats included): whitespace-token n-grams of its
+    code joined by one space, UTF-8; fewer than ``ngram`` tokens make one shingle."""
+    tokens = code.split()
+    if len(tokens) <= ngram:
+        return [" ".join(tokens).encode("utf-8")]
+    return list(map(str.encode, map(" ".join, zip(*[tokens[k:] for k in range(ngram)]))))
+
+
+def shingles(code: str, ngram: int = 5) -> set[bytes]:
+    """The shingle set of a function, what its MinHash summarises."""
+    return set(shingle_list(code, ngram))
+
+
+def _sha1_hash32_all(items: list[bytes]) -> np.ndarray:
+    """``datasketch.hashfunc.sha1_hash32`` of every item (the first 4 bytes of the SHA-1
+    digest, little-endian), with the per-item work in C (map) instead of Python calls.
+    (Hashing each distinct item once was slower: the dict costs more than SHA-1.)"""
+    digests = b"".join(map(methodcaller("digest"), map(hashlib.sha1, items)))
+    return np.frombuffer(digests, dtype="<u4").reshape(-1, 5)[:, 0].astype(np.uint32)
+
+
+def _signatures(codes: list[str], num_perm: int, seed: int, ngram: int) -> np.ndarray:
+    """MinHash signatures (len(codes), num_perm), equal to ``MinHash(num_perm, seed)``
+    updated with every shingle."""
+    ref = MinHash(num_perm=num_perm, seed=seed)
+    if ref.scheme != "affine32":
+        raise RuntimeError(f"vectorised MinHash expects datasketch's affine32 scheme, got {ref.scheme}")
+    a, b = (p[:, None] for p in ref.permutations)
+    # lists, not sets: a repeated shingle changes no minimum
+    lists = [shingle_list(c, ngram) for c in codes]  # never empty: "" is one shingle
+    lengths = np.fromiter(map(len, lists), dtype=np.int64, count=len(lists))
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    hv = _fmix(_sha1_hash32_all(list(chain.from_iterable(lists))), 32)
+    sigs = np.empty((len(codes), num_perm), dtype=np.uint32)
+    # permutations x shingles: reducing along contiguous rows is ~10x faster than along columns
+    buf = np.empty((num_perm, max(BATCH_SHINGLES, int(lengths.max(initial=0)))), dtype=np.uint32)
+    i = 0
+    while i < len(codes):
+        # whole functions up to BATCH_SHINGLES shingles (at least one function)
+        j = max(i + 1, int(np.searchsorted(offsets, offsets[i] + BATCH_SHINGLES, side="right")) - 1)
+        cols = buf[:, : offsets[j] - offsets[i]]
+        np.multiply(a, hv[offsets[i]:offsets[j]], out=cols)
+        np.add(cols, b, out=cols)  # uint32 wrap-around is the scheme's "mod 2^32"
+        sigs[i:j] = np.minimum.reduceat(cols, offsets[i:j] - offsets[i], axis=1).T
+        i = j
+    return sigs
+
+
+def minhash_signatures(
+    codes: list[str], *, num_perm: int = 128, seed: int = 1, ngram: int = 5, workers: int = 1
+) -> np.ndarray:
+    """Signatures of all codes, hashed in ``workers`` processes when there are many."""
+    chunks = [codes[i:i + CHUNK_FUNCTIONS] for i in range(0, len(codes), CHUNK_FUNCTIONS)]
+    if workers <= 1 or len(chunks) <= 1:
+        parts = [_signatures(c, num_perm, seed, ngram) for c in chunks]
+    else:
+        n = len(chunks)
+        with ProcessPoolExecutor(workers) as pool:
+            parts = list(pool.map(_signatures, chunks, [num_perm] * n, [seed] * n, [ngram] * n))
+    return np.concatenate(parts) if parts else np.empty((0, num_perm), dtype=np.uint32)
+
+
+def _band_keys(sigs: np.ndarray, hashranges: list[tuple[int, int]]) -> list[tuple[bytes, ...]]:
+    """Per function, the bucket key of each LSH band, as ``MinHashLSH`` makes them
+    (the band's hash values byte-swapped, as bytes), computed per band in numpy."""
+    swapped = sigs.byteswap()
+    bands = [
+        np.ascontiguousarray(swapped[:, s:e]).view(f"V{(e - s) * swapped.itemsize}").ravel().tolist()
+        for s, e in hashranges
+    ]
+    return list(zip(*bands))
+
+
+def dedup(
+    records: list[dict], *, threshold: float = 0.5, num_perm: int = 128, ngram: int = 5, seed: int = 1,
+    workers: int = 1,
+) -> tuple[list[dict], list[dict]]:
+    """(kept, dropped) by MinHash-LSH near-dedup; dropped records get ``duplicate_of``.
+
+    The banding is datasketch's (``MinHashLSH(threshold, num_perm)`` picks the bands and
+    their keys are made the same way), but the buckets are plain dicts: going through
+    ``MinHashLSH.query``/``insert`` costs ~0.2 ms a function, as much as all the hashing.
+    Each bucket holds one kept function (a kept function collided with none), so a
+    duplicate's match is the earliest kept function sharing a band, as with the index."""
+    hashranges = MinHashLSH(threshold=threshold, num_perm=num_perm).hashranges
+    sigs = minhash_signatures([r["code"] for r in records], num_perm=num_perm, seed=seed, ngram=ngram, workers=workers)
+    buckets: list[dict[bytes, int]] = [{} for _ in hashranges]
+    # band keys a block at a time: all of them at once would hold b bytes objects per function
+    keys_of = chain.from_iterable(
+        _band_keys(sigs[k:k + CHUNK_FUNCTIONS], hashranges) for k in range(0, len(sigs), CHUNK_FUNCTIONS))
+    kept, dropped = [], []
+    for i, (record, keys) in enumerate(zip(records, keys_of)):
+        hits = [j for j in map(dict.get, buckets, keys) if j is not None]
+        if hits:
+            dropped.append({**record, "duplicate_of": records[min(hits)]["id"]})
+        else:
+            for bucket, key in zip(buckets, keys):
+                bucket[key] = i
+            kept.append(record)
+    return kept, dropped
+
+
+def dedup_reference(
+    records: list[dict], *, threshold: float = 0.5, num_perm: int = 128, ngram: int = 5, seed: int = 1
+) -> tuple[list[dict], list[dict]]:
+    """The straightforward datasketch version (one ``update`` per shingle): the yardstick
+    :func:`dedup` must agree with, and the baseline of ``bench/pool.py``."""
+    def minhash(code: str) -> MinHash:
+        m = MinHash(num_perm=num_perm, seed=seed)
+        for s in shingles(code, ngram):
+            m.update(s)
+        return m
+
+    lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
+    kept, dropped = [], []
+    for i, record in enumerate(records):
+        m = minhash(record["code"])
+        hits = lsh.query(m)
+        if hits:
+            dropped.append({**record, "duplicate_of": records[min(hits)]["id"]})
+        else:
+            lsh.insert(i, m)
+            kept.append(record)
+    return kept, dropped

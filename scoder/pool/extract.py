@@ -1,0 +1,254 @@
+"""Extract Python functions that have a docstring (SCoder Appendix A, "Code Snippet Extraction").
+
+Sources, each a dict:
+
+- ``{"type": "stdlib"}``: the running CPython's standard library;
+- ``{"type": "tree", "path": DIR, "name": LABEL}``: the ``.py`` files of a local tree
+  (in both, test directories and ``site-packages`` are skipped, see ``SKIP_DIRS``);
+- ``{"type": "stack", "path": FILE_OR_GLOB}``: The Stack v1 parquet or JSONL files
+  with a ``content`` column (repository and path metadata are kept when present).
+
+Module-level functions and methods (also of nested classes) are kept; functions nested
+in functions are not, since they depend on their enclosing scope. Every file or
+function that is not kept is counted under a skip reason in the returned stats.
+
+    from scoder.pool.extract import extract_functions
+    records, stats = extract_functions([{"type": "stdlib"}], limit=200)
+"""
+from __future__ import annotations
+
+import ast
+import glob
+import gzip
+import io
+import json
+import os
+import random
+import sysconfig
+import warnings
+from collections import Counter
+from pathlib import Path
+from typing import Iterator
+
+# Directories never read: tests of the stdlib/packages are not "code snippets", and
+# site-packages is a source of its own (a "tree").
+SKIP_DIRS = frozenset({"test", "tests", "idle_test", "__pycache__", "site-packages", "dist-packages"})
+
+# Metadata column names of The Stack v1 (dedup), first match wins.
+STACK_REPO_COLUMNS = ("max_stars_repo_name", "repository_name", "repo_name", "repo")
+STACK_PATH_COLUMNS = ("max_stars_repo_path", "path")
+
+# Every stats key, reported even when zero: files and rows, then functions.
+STAT_KEYS = (
+    "files_seen", "files_parsed", "non_utf8", "syntax_error", "too_large", "empty", "read_error", "not_python",
+    "functions_seen", "nested_function", "no_docstring", "functions_extracted", "sampled_out", "functions_kept",
+)
+
+
+def _walk_py(root: Path) -> Iterator[Path]:
+    """``.py`` files under root in sorted order, skipping SKIP_DIRS and hidden dirs."""
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS and not d.startswith("."))
+        for f in sorted(filenames):
+            if f.endswith(".py"):
+                yield Path(dirpath) / f
+
+
+def _module_imports(tree: ast.Module) -> list[str]:
+    """Module-level import statements, one bound name per statement (for the filter's
+    dependency supplementation). Imports under top-level ``try``/``if`` count too."""
+    out: list[str] = []
+    stack = list(tree.body)
+    while stack:
+        node = stack.pop(0)
+        if isinstance(node, ast.Import):
+            out += [ast.unparse(ast.Import(names=[a])) for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module != "__future__":
+            out += [
+                ast.unparse(ast.ImportFrom(module=node.module, names=[a], level=node.level))
+                for a in node.names if a.name != "*"
+            ]
+        elif isinstance(node, (ast.Try, ast.If)):
+            stack[:0] = [*node.body, *getattr(node, "handlers", []), *node.orelse]
+        elif isinstance(node, ast.ExceptHandler):
+            stack[:0] = node.body
+    return list(dict.fromkeys(out))
+
+
+def _functions(tree: ast.Module) -> Iterator[tuple[ast.AST, str, bool]]:
+    """(node, qualname, nested_in_function) for every function definition."""
+    stack: list[tuple[ast.AST, str, bool]] = [(tree, "", False)]
+    while stack:
+        node, prefix, in_func = stack.pop()
+        children = []
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                qual = f"{prefix}{child.name}"
+                if not isinstance(child, ast.ClassDef):
+                    yield child, qual, in_func
+                children.append((child, qual + ".", in_func or not isinstance(child, ast.ClassDef)))
+            elif not isinstance(child, ast.expr):
+                children.append((child, prefix, in_func))
+        stack.extend(reversed(children))
+
+
+def _function_code(lines: list[str], node: ast.AST) -> str:
+    """Source of a function with its decorators, indentation removed.
+
+    What ``ast.get_source_segment(padded=True)`` + dedent give, from lines split once
+    per file (get_source_segment re-splits the whole file on every call: quadratic).
+    Only the def line's indentation is removed, and only where a line starts with it,
+    so continuation lines of multi-line strings at a lower indentation stay valid."""
+    start = min([node.lineno, *(d.lineno for d in node.decorator_list)])
+    seg = lines[start - 1:node.end_lineno]
+    # the last line may go on after the function (`return x; y = 1`): cut at end_col_offset (bytes)
+    seg[-1] = seg[-1].encode("utf-8")[:node.end_col_offset].decode("utf-8", "replace")
+    first = seg[0]
+    indent = first[:len(first) - len(first.lstrip(" \t"))]
+    return "".join(line[len(indent):] if line.startswith(indent) else line for line in seg).rstrip() + "\n"
+
+
+def _parse_file(text: str, *, source: str, repo: str, path: str, id_path: str, stats: Counter) -> list[dict]:
+    """Snippet records of one file's text; problems are counted, never raised."""
+    if not text.strip():
+        stats["empty"] += 1
+        return []
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # invalid escape sequences in old code
+            tree = ast.parse(text)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        # ValueError: null bytes in the source (Python 3.11).
+        stats["syntax_error"] += 1
+        return []
+    stats["files_parsed"] += 1
+    imports = _module_imports(tree)
+    lines = io.StringIO(text, newline="").readlines()  # \n, \r\n, \r only: ast's own line numbering
+    out = []
+    for node, qualname, nested in _functions(tree):
+        stats["functions_seen"] += 1
+        if nested:
+            stats["nested_function"] += 1
+            continue
+        docstring = ast.get_docstring(node)
+        if not docstring or not docstring.strip():
+            stats["no_docstring"] += 1
+            continue
+        code = _function_code(lines, node)
+        out.append({
+            "id": f"{source}:{id_path}:{qualname}:{node.lineno}",
+            "name": node.name,
+            "qualname": qualname,
+            "code": code,
+            "docstring": docstring,
+            "source": source,
+            "repo": repo,
+            "path": path,
+            "lineno": node.lineno,
+            "module_imports": imports,
+        })
+    return out
+
+
+def _read_text(file: Path, max_file_bytes: int, stats: Counter) -> str | None:
+    try:
+        if file.stat().st_size > max_file_bytes:
+            stats["too_large"] += 1
+            return None
+        return file.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        stats["non_utf8"] += 1
+    except OSError:
+        stats["read_error"] += 1
+    return None
+
+
+def _tree_records(root: Path, *, source: str, repo: str, max_file_bytes: int, stats: Counter) -> list[dict]:
+    out = []
+    for file in _walk_py(root):
+        stats["files_seen"] += 1
+        text = _read_text(file, max_file_bytes, stats)
+        if text is not None:
+            rel = file.relative_to(root).as_posix()
+            out += _parse_file(text, source=source, repo=repo, path=rel, id_path=rel, stats=stats)
+    return out
+
+
+def _stack_rows(file: str) -> Iterator[dict]:
+    """Rows of a Stack parquet or JSONL(.gz) file, streamed to bound memory."""
+    if file.endswith((".jsonl", ".jsonl.gz", ".json", ".json.gz")):
+        with (gzip.open if file.endswith(".gz") else open)(file, "rt", encoding="utf-8") as f:
+            yield from (json.loads(line) for line in f if line.strip())
+        return
+    import pyarrow.parquet as pq
+
+    pf = pq.ParquetFile(file)
+    wanted = {"content", "ext", "lang", *STACK_REPO_COLUMNS, *STACK_PATH_COLUMNS}
+    columns = [c for c in pf.schema_arrow.names if c in wanted]
+    for batch in pf.iter_batches(batch_size=1000, columns=columns):
+        yield from batch.to_pylist()
+
+
+def _first(row: dict, columns: tuple[str, ...]) -> str | None:
+    for c in columns:
+        if row.get(c):
+            return str(row[c])
+    return None
+
+
+def _stack_records(pattern: str, *, max_file_bytes: int, stats: Counter) -> list[dict]:
+    files = sorted(glob.glob(pattern)) or [pattern]
+    out = []
+    for file in files:
+        for i, row in enumerate(_stack_rows(file)):
+            stats["files_seen"] += 1
+            content = row.get("content")
+            if row.get("ext") not in (None, "py") or row.get("lang") not in (None, "Python"):
+                stats["not_python"] += 1
+                continue
+            if isinstance(content, bytes):
+                try:
+                    content = content.decode("utf-8")
+                except UnicodeDecodeError:
+                    stats["non_utf8"] += 1
+                    continue
+            if not isinstance(content, str):
+                stats["empty"] += 1
+                continue
+            if len(content.encode("utf-8", "surrogatepass")) > max_file_bytes:
+                stats["too_large"] += 1
+                continue
+            repo = _first(row, STACK_REPO_COLUMNS) or Path(file).name
+            path = _first(row, STACK_PATH_COLUMNS) or f"row{i}"
+            # the repository goes into the id: paths alone repeat across repositories
+            out += _parse_file(content, source="stack", repo=repo, path=path, id_path=f"{repo}/{path}", stats=stats)
+    return out
+
+
+def extract_functions(
+    sources: list[dict], *, max_file_bytes: int = 1_000_000, limit: int | None = None, seed: int = 0
+) -> tuple[list[dict], dict]:
+    """Python functions with a docstring from every source, and stats of what was seen
+    and why anything was skipped. With ``limit``, a seeded random sample in source order."""
+    stats: Counter = Counter(dict.fromkeys(STAT_KEYS, 0))
+    records: list[dict] = []
+    for src in sources:
+        kind = src["type"]
+        if kind == "stdlib":
+            root = Path(sysconfig.get_paths()["stdlib"])
+            records += _tree_records(root, source="stdlib", repo="cpython-stdlib", max_file_bytes=max_file_bytes, stats=stats)
+        elif kind == "tree":
+            root = Path(src["path"])
+            label = src.get("name") or root.name
+            records += _tree_records(root, source=label, repo=label, max_file_bytes=max_file_bytes, stats=stats)
+        elif kind == "stack":
+            records += _stack_records(str(src["path"]), max_file_bytes=max_file_bytes, stats=stats)
+        else:
+            raise ValueError(f"unknown source type {kind!r} (stdlib, tree or stack)")
+    stats["functions_extracted"] = len(records)
+    if limit is not None and limit < len(records):
+        keep = sorted(random.Random(seed).sample(range(len(records)), limit))
+        stats["sampled_out"] = len(records) - limit
+        records = [records[i] for i in keep]
+    stats["functions_kept"] = len(records)
+    return records, dict(stats)

@@ -1,0 +1,59 @@
+"""Quality classification of the snippet pool (SCoder Appendix A, after StarCoder2).
+
+An LLM reads each function with a few-shot yes/no prompt (``quality_messages``:
+is the docstring enough to re-implement the function, and is the code of good
+quality?).  Instead of parsing a generated answer, we read the next-token
+log-probs of "Yes" and "No" and normalise them over the two, which gives a
+p(yes) per function and a threshold to tune.
+
+Simpler than the paper: the paper's classifier is StarCoder2-15B (a base
+model); any chat model configured as the generator is used here.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from ..io import append_jsonl, iter_jsonl
+from ..llm import normalize_choices
+from ..prompts import quality_messages
+
+CHOICES = ["Yes", "No"]
+
+
+def classify_quality(records: list[dict], generator, *, threshold: float = 0.5,
+                     batch_size: int = 16, progress_path: str | os.PathLike | None = None,
+                     shots: int | None = None) -> tuple[list[dict], dict]:
+    """Label every record with ``quality_p_yes`` and ``quality`` ("yes" if
+    p(yes) >= threshold, else "no"); returns (all records, stats).
+
+    With ``progress_path``, p(yes) of each finished batch is appended there and
+    a rerun with the same generator model scores only the records it lacks.
+    """
+    known: dict[str, float] = {}
+    if progress_path and Path(progress_path).exists():
+        known = {r["id"]: r["p_yes"] for r in iter_jsonl(progress_path)
+                 if r.get("model") == generator.model}
+    todo = [r for r in records if r["id"] not in known]
+    batches = range(0, len(todo), batch_size)
+    for start in tqdm(batches, desc="quality", unit="batch", disable=len(batches) <= 1):
+        batch = todo[start:start + batch_size]
+        scores = generator.score_choices([quality_messages(r["code"], shots) for r in batch], CHOICES)
+        p_yes = {r["id"]: normalize_choices(s)["Yes"] for r, s in zip(batch, scores)}
+        known.update(p_yes)
+        if progress_path:
+            append_jsonl(progress_path, [{"id": i, "p_yes": p, "model": generator.model}
+                                         for i, p in p_yes.items()])
+
+    labelled = []
+    for r in records:
+        p = known[r["id"]]
+        labelled.append({**r, "quality_p_yes": p, "quality": "yes" if p >= threshold else "no"})
+    n_yes = sum(r["quality"] == "yes" for r in labelled)
+    stats = {"total": len(labelled), "yes": n_yes, "no": len(labelled) - n_yes,
+             "threshold": threshold, "scored": len(todo),
+             "mean_p_yes": (sum(r["quality_p_yes"] for r in labelled) / len(labelled)
+                            if labelled else None)}
+    return labelled, stats

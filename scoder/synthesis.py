@@ -1,0 +1,149 @@
+"""Synthesis: ask a model the synthesis prompt for every seed snippet.
+
+One function serves the teacher (GPT-4o writing D_p) and the synthesizer's
+multi-checkpoint sampling (N samples from each of M checkpoints):
+
+    stats = synthesize(snippets, make_generator(spec), "dp.jsonl", n=1,
+                       temperature=0.0, top_p=1.0, max_new_tokens=2048, seed=0,
+                       model_name="gpt-4o-2024-08-06")
+
+It resumes like starcoder2-self-align's ``self_ossinstruct.py``: a frozen
+dataclass of the arguments that determine the output, and its fingerprint,
+are stored beside the output; each finished batch is appended to a progress
+ledger ``<out>.progress.jsonl`` (the source of truth) and to the output files.
+A rerun with the same fingerprint requests only the snippets not yet
+answered and rebuilds the outputs from the ledger (so it survives Snakemake
+deleting an incomplete output); another fingerprint starts over.  Batch b is
+sampled with a seed derived from (seed, b), so a resumed run writes what an
+uninterrupted one would have.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from .io import append_jsonl, read_json, write_json, write_jsonl
+from .llm import derive_seed
+from .prompts import SYNTHESIS_PROMPT, parse_synthesis, synthesis_messages
+
+
+@dataclass(frozen=True)
+class SynthesisArgs:
+    """The arguments that determine a synthesis output (and so its fingerprint)."""
+    model_name: str
+    checkpoint: int | None
+    n: int
+    temperature: float
+    top_p: float
+    max_new_tokens: int
+    seed: int
+    batch_size: int  # batches are the unit of seeding
+    prompt_sha: str
+
+    def fingerprint(self) -> str:
+        blob = json.dumps(dataclasses.asdict(self), sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def sidecar_paths(out_path: str | os.PathLike) -> dict[str, Path]:
+    """The files ``synthesize`` keeps beside its output."""
+    out = Path(out_path)
+    return {"samples": out,
+            "failures": out.with_name(out.name + ".failures.jsonl"),
+            "progress": out.with_name(out.name + ".progress.jsonl"),
+            "fingerprint": out.with_name(out.name + ".fingerprint.json")}
+
+
+def _read_ledger(path: Path) -> list[dict]:
+    """Ledger entries; a torn last line (crash mid-write) is dropped."""
+    entries = []
+    if path.exists():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                entries.append(json.loads(line))
+            except json.JSONDecodeError:
+                break
+    return entries
+
+
+def _resume(paths: dict[str, Path], args: SynthesisArgs, ids: set[str]) -> set[str]:
+    """Snippet ids already answered under the same fingerprint, with the output
+    files rewritten from the ledger; a new fingerprint clears everything."""
+    fp = args.fingerprint()
+    stored = read_json(paths["fingerprint"]) if paths["fingerprint"].exists() else None
+    entries = _read_ledger(paths["progress"]) if stored and stored["fingerprint"] == fp else []
+    # Keep only batches still wholly in the snippet list: the output is then a
+    # function of (arguments, snippets) however the list changed between runs.
+    entries = [e for e in entries if set(e["snippet_ids"]) <= ids]
+    write_json(paths["fingerprint"], {"fingerprint": fp, "args": dataclasses.asdict(args)})
+    write_jsonl(paths["progress"], entries)
+    write_jsonl(paths["samples"], (r for e in entries for r in e["samples"]))
+    write_jsonl(paths["failures"], (r for e in entries for r in e["failures"]))
+    return {sid for e in entries for sid in e["snippet_ids"]}
+
+
+def _sample_id(snippet_id: str, checkpoint: int | None, j: int) -> str:
+    return f"{snippet_id}#c{checkpoint}s{j}" if checkpoint is not None else f"{snippet_id}#s{j}"
+
+
+def synthesize(snippets: list[dict], generator, out_path: str, *, n: int = 1,
+               temperature: float, top_p: float, max_new_tokens: int, seed: int,
+               model_name: str, checkpoint: int | None = None, batch_size: int = 16) -> dict:
+    """Answer the synthesis prompt ``n`` times per snippet; append parsed samples
+    to ``out_path`` and failures (by reason) to ``out_path + ".failures.jsonl"``
+    batch by batch; resumable.  Returns this call's stats."""
+    ids = [s["id"] for s in snippets]
+    if len(set(ids)) != len(ids):
+        dup = next(i for i, c in Counter(ids).items() if c > 1)
+        raise ValueError(f"snippet ids must be unique; {dup!r} repeats")
+    args = SynthesisArgs(model_name=model_name, checkpoint=checkpoint, n=n,
+                         temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
+                         seed=seed, batch_size=batch_size,
+                         prompt_sha=hashlib.sha256(SYNTHESIS_PROMPT.encode()).hexdigest()[:16])
+    paths = sidecar_paths(out_path)
+    done = _resume(paths, args, set(ids))
+    resumed = len(done)
+    usage_before = generator.usage
+    requested, parsed, failed = 0, 0, Counter()
+
+    for b, start in enumerate(range(0, len(snippets), batch_size)):
+        batch = [s for s in snippets[start:start + batch_size] if s["id"] not in done]
+        if not batch:
+            continue
+        outputs = generator.generate([synthesis_messages(s["code"]) for s in batch],
+                                     temperature=temperature, top_p=top_p,
+                                     max_new_tokens=max_new_tokens, n=n,
+                                     seed=derive_seed(seed, b))
+        samples, failures = [], []
+        for snippet, texts in zip(batch, outputs):
+            for j, raw in enumerate(texts):
+                base = {"id": _sample_id(snippet["id"], checkpoint, j),
+                        "snippet_id": snippet["id"], "snippet": snippet["code"]}
+                meta = {"model": model_name, "checkpoint": checkpoint, "sample": j, "raw": raw}
+                if "category" in snippet:
+                    meta["category"] = snippet["category"]
+                result, reason = parse_synthesis(raw)
+                if result is None:
+                    failures.append({**base, "reason": reason, **meta})
+                    failed[reason] += 1
+                else:
+                    samples.append({**base, **result, **meta})
+        requested += len(batch) * n
+        parsed += len(samples)
+        # Ledger first: it is what a resumed run trusts.
+        append_jsonl(paths["progress"], [{"batch": b, "snippet_ids": [s["id"] for s in batch],
+                                          "samples": samples, "failures": failures}])
+        append_jsonl(paths["samples"], samples)
+        append_jsonl(paths["failures"], failures)
+        done.update(s["id"] for s in batch)
+
+    usage_after = generator.usage
+    return {"fingerprint": args.fingerprint(), "snippets": len(snippets),
+            "resumed_snippets": resumed,
+            "requested": requested, "parsed": parsed, "failed": dict(failed),
+            "usage": {k: usage_after[k] - usage_before[k] for k in usage_after}}

@@ -1,0 +1,81 @@
+"""Near-dedup: near copies collapse to one, different functions stay, and the fast
+signatures give exactly the straightforward datasketch decisions."""
+import random
+import sysconfig
+from pathlib import Path
+
+import numpy as np
+from datasketch import MinHash
+
+import scoder.pool.dedup as dedup_module
+from scoder.pool.dedup import dedup, dedup_reference, minhash_signatures, shingles
+from scoder.pool.extract import extract_functions
+
+MEAN = '''def mean(values):
+    """Arithmetic mean of a non-empty list of numbers."""
+    total = 0
+    count = 0
+    for value in values:
+        total += value
+        count += 1
+    if count == 0:
+        raise ValueError("mean of an empty list")
+    return total / count
+'''
+FIB = '''def fib(n):
+    """The n-th Fibonacci number, iteratively."""
+    a, b = 0, 1
+    for _ in range(n):
+        a, b = b, a + b
+    return a
+'''
+
+
+def test_near_copy_dropped_different_kept():
+    records = [
+        {"id": "mean", "code": MEAN},
+        {"id": "fib", "code": FIB},
+        {"id": "mean2", "code": MEAN.replace("raise ValueError", "raise ZeroDivisionError")},
+    ]
+    kept, dropped = dedup(records)
+    assert [r["id"] for r in kept] == ["mean", "fib"]
+    assert [(r["id"], r["duplicate_of"]) for r in dropped] == [("mean2", "mean")]
+
+
+def test_signatures_equal_minhash_updates():
+    codes = [MEAN, FIB, "", "x = 1"]
+    sigs = minhash_signatures(codes, num_perm=64, seed=7)
+    for code, sig in zip(codes, sigs):
+        m = MinHash(num_perm=64, seed=7)
+        for s in shingles(code):
+            m.update(s)
+        assert np.array_equal(m.hashvalues, sig)
+
+
+def _corpus():
+    """~250 real functions plus ~90 edited copies of some of them (near duplicates)."""
+    root = Path(sysconfig.get_paths()["stdlib"])
+    records, _ = extract_functions([{"type": "tree", "path": str(root / d)} for d in ("email", "json")])
+    rng = random.Random(0)
+    copies = []
+    for r in rng.sample(records, 90):
+        lines = r["code"].splitlines()
+        k = rng.randrange(len(lines))
+        lines[k] = lines[k] + "  # edited"
+        copies.append({**r, "id": r["id"] + ":copy", "code": "\n".join(lines)})
+    mixed = records + copies
+    rng.shuffle(mixed)
+    return mixed
+
+
+def test_fast_equals_straightforward(monkeypatch):
+    records = _corpus()
+    kept, dropped = dedup(records)
+    ref_kept, ref_dropped = dedup_reference(records)
+    assert [r["id"] for r in kept] == [r["id"] for r in ref_kept]
+    assert [(r["id"], r["duplicate_of"]) for r in dropped] == [(r["id"], r["duplicate_of"]) for r in ref_dropped]
+    assert len(dropped) >= 60  # the edited copies are found
+    # hashing in worker processes, several chunks each, changes nothing
+    monkeypatch.setattr(dedup_module, "CHUNK_FUNCTIONS", 100)
+    kept2, _ = dedup(records, workers=2)
+    assert [r["id"] for r in kept2] == [r["id"] for r in kept]

@@ -1,0 +1,108 @@
+"""Extraction: functions with docstrings from trees, Stack files and the stdlib; every skip counted."""
+import ast
+import gzip
+import json
+import sysconfig
+from pathlib import Path
+
+import pandas as pd
+
+from scoder.pool.extract import extract_functions
+
+GOOD = '''import math
+from collections import OrderedDict as OD
+
+
+def area(r):
+    """Area of a circle."""
+    return math.pi * r * r
+
+
+def undocumented(x):
+    return x
+
+
+class Shape:
+    @staticmethod
+    def sides(n):
+        """Number of sides."""
+        def inner():
+            """Nested functions are not snippets."""
+            return n
+        return inner()
+'''
+
+
+def _tree(tmp_path):
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "good.py").write_text(GOOD)
+    (tmp_path / "pkg" / "latin1.py").write_bytes('def f():\n    """caf\xe9"""\n    return 1\n'.encode("latin-1"))
+    (tmp_path / "pkg" / "broken.py").write_text('def f(:\n    """doc"""\n')
+    (tmp_path / "pkg" / "empty.py").write_text("")
+    (tmp_path / "pkg" / "tests").mkdir()
+    (tmp_path / "pkg" / "tests" / "test_x.py").write_text('def test():\n    """skipped dir"""\n    return 1\n')
+    return tmp_path / "pkg"
+
+
+def test_tree_records_and_skip_counts(tmp_path):
+    records, stats = extract_functions([{"type": "tree", "path": str(_tree(tmp_path)), "name": "mytree"}])
+    assert [r["qualname"] for r in records] == ["area", "Shape.sides"]
+    area, sides = records
+    assert area["id"] == "mytree:good.py:area:5"
+    assert area["docstring"] == "Area of a circle."
+    assert area["code"].startswith("def area(r):") and area["lineno"] == 5
+    assert "import math" in area["module_imports"]
+    assert "from collections import OrderedDict as OD" in area["module_imports"]
+    # methods come out dedented, decorators kept, and parse on their own
+    assert sides["code"].startswith("@staticmethod\ndef sides(n):")
+    ast.parse(sides["code"])
+    assert stats["non_utf8"] == 1 and stats["syntax_error"] == 1 and stats["empty"] == 1
+    assert stats["no_docstring"] == 1 and stats["nested_function"] == 1
+    assert stats["files_seen"] == 4  # tests/ is not read
+    assert stats["functions_kept"] == 2
+
+
+def test_too_large_files_are_counted(tmp_path):
+    _, stats = extract_functions([{"type": "tree", "path": str(_tree(tmp_path))}], max_file_bytes=100)
+    assert stats["too_large"] == 1 and stats["functions_kept"] == 0  # good.py
+
+
+def test_stack_parquet_and_jsonl_keep_metadata(tmp_path):
+    code = 'def add(a, b):\n    """Add two numbers."""\n    return a + b\n'
+    pd.DataFrame({
+        "content": [code, "def broken(:\n"],
+        "max_stars_repo_name": ["alice/calc", "bob/x"],
+        "max_stars_repo_path": ["calc/ops.py", "x.py"],
+    }).to_parquet(tmp_path / "part-0.parquet")
+    with open(tmp_path / "part-1.jsonl", "w") as f:
+        f.write(json.dumps({"content": code.replace("add", "plus"), "repository_name": "carol/m", "path": "m.py"}) + "\n")
+    with gzip.open(tmp_path / "part-2.jsonl.gz", "wt") as f:
+        f.write(json.dumps({"content": code.replace("add", "sum2")}) + "\n")
+    records, stats = extract_functions([
+        {"type": "stack", "path": str(tmp_path / "*.parquet")},
+        {"type": "stack", "path": str(tmp_path / "part-[12].jsonl*")},
+    ])
+    assert [(r["repo"], r["path"], r["name"]) for r in records] == [
+        ("alice/calc", "calc/ops.py", "add"), ("carol/m", "m.py", "plus"), ("part-2.jsonl.gz", "row0", "sum2")]
+    assert records[0]["id"] == "stack:alice/calc/calc/ops.py:add:1"
+    assert stats["syntax_error"] == 1 and stats["files_seen"] == 4
+
+
+def test_stdlib_source():
+    records, stats = extract_functions([{"type": "stdlib"}])
+    assert len(records) > 3000 and stats["syntax_error"] == 0
+    assert any(r["id"].startswith("stdlib:json/decoder.py:") for r in records)
+    assert not any(part in ("test", "tests") for r in records for part in r["path"].split("/"))
+
+
+def test_limit_is_a_seeded_sample_in_source_order():
+    source = [{"type": "tree", "path": str(Path(sysconfig.get_paths()["stdlib"]) / "email")}]
+    full, _ = extract_functions(source)
+    a, stats = extract_functions(source, limit=50, seed=3)
+    b, _ = extract_functions(source, limit=50, seed=3)
+    c, _ = extract_functions(source, limit=50, seed=4)
+    assert [r["id"] for r in a] != [r["id"] for r in c]
+    order = {r["id"]: i for i, r in enumerate(full)}
+    assert [r["id"] for r in a] == [r["id"] for r in b]
+    assert len(a) == 50 and stats["sampled_out"] == len(full) - 50
+    assert [order[r["id"]] for r in a] == sorted(order[r["id"]] for r in a)

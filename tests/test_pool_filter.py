@@ -1,0 +1,78 @@
+"""Filtering: one test per drop reason, and supplemented imports make the code run alone."""
+import pytest
+
+from scoder.pool.filter import filter_functions
+
+BANNED = ["os", "sys", "subprocess"]
+
+
+def _run(code, **kw):
+    kept, counts = filter_functions([{"id": "f", "code": code, **kw}], banned_imports=BANNED, max_lines=12)
+    reasons = [k for k, v in counts.items() if v and k != "kept"]
+    return kept, reasons
+
+
+GOOD = 'def double(x):\n    """Twice x."""\n    return 2 * x\n'
+
+
+def test_good_function_kept():
+    kept, reasons = _run(GOOD)
+    assert reasons == [] and kept[0]["code"] == GOOD and kept[0]["imports_added"] == []
+
+
+@pytest.mark.parametrize("code, reason", [
+    ('def f(x:\n    """Oops."""\n    return x\n', "syntax_error"),
+    ('def f(a, a):\n    """Duplicate parameter: parses, does not compile."""\n    return a\n', "syntax_error"),
+    ("x = 1\ny = 2\nz = x + y\n", "no_function"),
+    ('def f(x): return x\n', "too_short"),
+    ('def f(x):\n    """Long."""\n' + "    x += 1\n" * 12 + "    return x\n", "too_long"),
+    ('def f(x):\n    """No return."""\n    print(x)\n', "no_return_value"),
+    ('def f(x):\n    """Bare return."""\n    if x:\n        return\n    print(x)\n', "no_return_value"),
+    ('def f(x):\n    """Returns None."""\n    print(x)\n    return None\n', "no_return_value"),
+    ('def f(x):\n    """Only the nested function returns."""\n    def g():\n        return x\n    g()\n', "no_return_value"),
+    ('def f(p):\n    """Imports a banned module."""\n    import os.path\n    return os.path.exists(p)\n', "banned_import"),
+    ('def f(p):\n    """Imports from a banned module."""\n    from subprocess import run\n    return run(p)\n', "banned_import"),
+    ('def f(p):\n    """Needs os."""\n    x = os.getcwd()\n    return x + p\n', "banned_dependency"),
+])
+def test_drop_reasons(code, reason):
+    kept, reasons = _run(code)
+    assert kept == [] and reasons == [reason]
+
+
+def test_banned_dependency_from_module_imports():
+    code = 'def f():\n    """Uses argv of the module\'s import."""\n    return len(argv)\n'
+    kept, reasons = _run(code, module_imports=["from sys import argv"])
+    assert reasons == ["banned_dependency"]
+
+
+def test_imports_supplemented_and_code_runs_alone():
+    code = (
+        'def norm(v, mode=OD):\n    """Euclidean norm, rounded."""\n'
+        '    s = stats.fsum(x * x for x in v)\n    return round(math.sqrt(s), 3), mode.__name__, unknown\n'
+    )
+    kept, reasons = _run(code, module_imports=[
+        "import math", "import statistics as stats", "from collections import OrderedDict as OD",
+        "from .local import unknown",
+    ])
+    (rec,) = kept
+    assert rec["imports_added"] == [
+        "from collections import OrderedDict as OD", "import math", "import statistics as stats"]
+    assert rec["unresolved_names"] == ["unknown"]  # relative imports cannot stand alone
+    namespace = {"unknown": None}
+    exec(rec["code"], namespace)  # noqa: S102 - the point is that the code runs on its own
+    assert namespace["norm"]([3, 4]) == (5.0, "OrderedDict", None)
+
+
+def test_stdlib_module_supplemented_without_module_imports():
+    code = 'def f(s):\n    """Words of s."""\n    return re.findall(r"\\w+", s)\n'
+    kept, _ = _run(code)
+    assert kept[0]["imports_added"] == ["import re"]
+    namespace = {}
+    exec(kept[0]["code"], namespace)  # noqa: S102
+    assert namespace["f"]("a b") == ["a", "b"]
+
+
+def test_drop_unresolved_option():
+    code = 'def f(x):\n    """Uses a helper."""\n    return helper(x)\n'
+    kept, counts = filter_functions([{"id": "f", "code": code}], banned_imports=BANNED, drop_unresolved=True)
+    assert kept == [] and counts["unresolved_name"] == 1

@@ -1,0 +1,70 @@
+"""classify_quality: p(yes) from the model's Yes/No log-probs, thresholding, resuming."""
+import pytest
+
+from scoder.llm import make_generator, normalize_choices
+from scoder.pool.quality import classify_quality
+from scoder.prompts import quality_messages
+
+RECORDS = [
+    {"id": "good", "code": 'def add(a, b):\n    """Return the sum of a and b."""\n    return a + b'},
+    {"id": "vague", "code": 'def f(x):\n    """Stuff."""\n    return [i * 2 - 1 for i in x if i % 3]'},
+    {"id": "wrong", "code": 'def mx(v):\n    """Return the minimum."""\n    return max(v)'},
+]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_torch_thread():
+    """torch's two OpenMP threads slow ~20x when the 2-core box is shared (measured)."""
+    import torch
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+class Counting:
+    """A real generator that counts the conversations it scores."""
+
+    def __init__(self, inner):
+        self.inner, self.model, self.scored = inner, inner.model, 0
+
+    def score_choices(self, conversations, choices):
+        self.scored += len(conversations)
+        return self.inner.score_choices(conversations, choices)
+
+
+@pytest.fixture(scope="module")
+def gen(micro_model):
+    return make_generator({"backend": "transformers", "model": micro_model, "device": "cpu",
+                           "batch_size": 2})
+
+
+def test_p_yes_is_the_yes_no_probability_renormalised(gen):
+    labelled, stats = classify_quality(RECORDS, gen, batch_size=2)
+    assert [r["id"] for r in labelled] == ["good", "vague", "wrong"]
+    assert labelled[0]["code"] == RECORDS[0]["code"]  # input fields kept
+    direct = gen.score_choices([quality_messages(RECORDS[2]["code"])], ["Yes", "No"])[0]
+    assert labelled[2]["quality_p_yes"] == pytest.approx(normalize_choices(direct)["Yes"],
+                                                         abs=1e-4)
+    assert all(0 < r["quality_p_yes"] < 1 for r in labelled)
+    assert stats["total"] == 3 and stats["yes"] + stats["no"] == 3
+
+
+def test_threshold_decides_the_label(gen):
+    labelled, _ = classify_quality(RECORDS, gen)
+    cut = sorted(r["quality_p_yes"] for r in labelled)[1]  # the middle one
+    relabelled, stats = classify_quality(RECORDS, gen, threshold=cut)
+    assert [r["quality"] for r in relabelled] == [
+        "yes" if r["quality_p_yes"] >= cut else "no" for r in labelled]
+    assert stats["yes"] == 2 and stats["no"] == 1
+
+
+def test_progress_file_skips_scored_records_on_rerun(gen, tmp_path):
+    progress = tmp_path / "quality.progress.jsonl"
+    first = Counting(gen)
+    labelled, _ = classify_quality(RECORDS[:2], first, progress_path=progress)
+    assert first.scored == 2
+    second = Counting(gen)
+    again, stats = classify_quality(RECORDS, second, progress_path=progress)
+    assert second.scored == 1 and stats["scored"] == 1
+    assert [r["quality_p_yes"] for r in again[:2]] == [r["quality_p_yes"] for r in labelled]
