@@ -1,0 +1,176 @@
+"""Influence estimation: fast per-example projected gradients match the exact reference,
+features resume shard by shard, and the selection ranks D_p-like candidates first."""
+import math
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from scoder.influence import (BLOCK_ROWS, checkpoint_lr_weights, encode_chat, influence_values, load_features,
+                              projected_gradients, rademacher_block, select_top_k, weighted_influence)
+from scoder.influence.gradients import (PerExampleGradients, collate, exact_gradient, load_reference_model,
+                                        load_tokenizer, lora_parameters)
+from scoder.influence.projection import RademacherProjector
+from scoder.io import read_json, write_json
+
+TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Micro-model matmuls are tiny: on a shared 2-core machine OpenMP threads only spin."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def chat(i, user, answer):
+    return {"id": f"x{i}", "messages": [{"role": "user", "content": user},
+                                        {"role": "assistant", "content": answer}]}
+
+
+def code_example(i):
+    return chat(i, f"Write a Python function add_{i}(a, b) that returns the sum of a and b plus {i}.",
+                f"def add_{i}(a, b):\n    \"\"\"Sum of a and b plus {i}.\"\"\"\n    return a + b + {i}\n")
+
+
+def prose_example(i):
+    words = ["la", "maison", "verte", "du", "village", "est", "tres", "belle", "au", "printemps"]
+    return chat(i, "Raconte une histoire courte " + " ".join(words[i % 3:]),
+                " ".join(words[(i + j) % len(words)] for j in range(18 + i)))
+
+
+@pytest.fixture(scope="module")
+def adapter(micro_model, tmp_path_factory):
+    """A tiny random LoRA (B nonzero) on q/k/v/o of the micro model."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(0)
+    peft_model = get_peft_model(AutoModelForCausalLM.from_pretrained(micro_model),
+                                LoraConfig(r=4, lora_alpha=8, target_modules=TARGETS, init_lora_weights=False))
+    path = tmp_path_factory.mktemp("adapter") / "lora"
+    peft_model.save_pretrained(path)
+    return str(path)
+
+
+def cosines(a, b):
+    return (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+
+
+def test_fast_matches_exact_and_the_dense_projection(micro_model, adapter, tmp_path):
+    records = [code_example(i) for i in range(3)] + [prose_example(i) for i in range(3)]
+    fast = load_features(projected_gradients(micro_model, adapter, records, str(tmp_path / "fast"), k=512,
+                                             batch_size=4, method="fast"))
+    exact = load_features(projected_gradients(micro_model, adapter, records, str(tmp_path / "exact"), k=512,
+                                              method="exact"))
+    assert fast.shape == exact.shape == (6, 512) and fast.dtype == np.float32
+    assert cosines(fast, exact).min() >= 0.999
+
+    # the per-example gradients themselves, and P assembled densely from its blocks
+    tok = load_tokenizer(micro_model, adapter)
+    model = load_reference_model(micro_model, adapter, "cpu", torch.float32)
+    params = lora_parameters(model)
+    assert all(("lora_A" in n or "lora_B" in n) for n, _ in params)
+    encoded = [encode_chat(tok, r, 1024) for r in records]
+    batch = collate(encoded, tok.pad_token_id, "cpu")  # mixed lengths: padding must not leak
+    per_example = PerExampleGradients(model, params)(batch)
+    for i, e in enumerate(encoded):
+        g = exact_gradient(model, params, collate([e], tok.pad_token_id, "cpu"))
+        assert torch.allclose(per_example[i], g, rtol=1e-4, atol=1e-6)
+    dim = per_example.shape[1]
+    dense = torch.cat([rademacher_block(0, b, min(BLOCK_ROWS, dim - b * BLOCK_ROWS), 512, dtype=torch.float32)
+                       for b in range(math.ceil(dim / BLOCK_ROWS))])
+    assert set(dense.unique().tolist()) == {-1.0, 1.0}
+    assert cosines((per_example @ dense).numpy() / math.sqrt(512), exact).min() > 0.99999
+
+
+def test_only_the_response_carries_loss(micro_model):
+    tok = load_tokenizer(micro_model)
+    e = encode_chat(tok, chat(0, "Say hi.", "hi there"), 1024)
+    answer = [t for t, lab in zip(e["input_ids"], e["labels"]) if lab != -100]
+    assert tok.decode(answer).startswith("hi there") and e["n_response_tokens"] == len(answer)
+    assert encode_chat(tok, chat(0, "Say hi. " * 50, "hi"), 16)["n_response_tokens"] == 0
+
+
+def test_shards_resume_and_settings_are_checked(micro_model, adapter, tmp_path):
+    records = [code_example(i) for i in range(5)]
+    out = tmp_path / "feats"
+    projected_gradients(micro_model, adapter, records, str(out), k=64, batch_size=2, shard_size=2)
+    full = load_features(str(out))
+    assert sorted(p.name for p in out.glob("shard_*.npy")) == ["shard_00000.npy", "shard_00001.npy",
+                                                               "shard_00002.npy"]
+    # an interrupted run: the last shard is missing and the manifest is not complete
+    stamp = os.stat(out / "shard_00000.npy").st_mtime_ns
+    (out / "shard_00002.npy").unlink()
+    write_json(out / "manifest.json", {**read_json(out / "manifest.json"), "complete": False})
+    with pytest.raises(ValueError, match="not complete"):
+        load_features(str(out))
+    projected_gradients(micro_model, adapter, records, str(out), k=64, batch_size=2, shard_size=2)
+    assert os.stat(out / "shard_00000.npy").st_mtime_ns == stamp  # finished shards are not recomputed
+    np.testing.assert_allclose(load_features(str(out)), full, rtol=1e-5, atol=1e-7)
+    with pytest.raises(ValueError, match="other settings"):
+        projected_gradients(micro_model, adapter, records, str(out), k=32, shard_size=2)
+
+
+def test_selection_ranks_dp_like_candidates_first(micro_model, adapter, tmp_path):
+    d_p = [code_example(i) for i in range(6)]
+    near = [code_example(i) for i in range(20, 24)]  # near-copies of D_p samples
+    unrelated = [prose_example(i) for i in range(4)]
+    candidates = [x for pair in zip(unrelated, near) for x in pair]  # interleaved
+    ref = load_features(projected_gradients(micro_model, adapter, d_p, str(tmp_path / "dp"), k=256))
+    cand = load_features(projected_gradients(micro_model, adapter, candidates, str(tmp_path / "c"), k=256))
+    values = influence_values(cand, ref)
+    selected = select_top_k(candidates, values, 4)
+    assert sorted(r["id"] for r in selected) == sorted(r["id"] for r in near)
+    assert [r["influence"] for r in selected] == sorted((r["influence"] for r in selected), reverse=True)
+
+
+def test_influence_values_and_top_k_semantics(tmp_path):
+    ref = np.array([[1.0, 0.0], [1.0, 2.0]])  # mean direction (1, 1)
+    cand = np.array([[2.0, 2.0], [1.0, -1.0], [0.0, 0.0], [-3.0, -3.0], [5.0, 5.0]])
+    v = influence_values(cand, ref)
+    np.testing.assert_allclose(v[[0, 1, 3, 4]], [1.0, 0.0, -1.0, 1.0], atol=1e-12)
+    assert np.isnan(v[2])
+    records = [{"id": str(i)} for i in range(5)]
+    assert [r["id"] for r in select_top_k(records, v, 5)] == ["0", "4", "1", "3", "2"]  # tie: input order
+    assert select_top_k(records, v, 2)[1] == {"id": "4", "influence": pytest.approx(1.0)}
+    assert "influence" not in records[0]
+    # LESS's multi-checkpoint combination, weighted by each checkpoint's mean learning rate
+    for i, (step, lrs) in enumerate([(2, [3e-5, 1e-5]), (4, [1e-5, 1e-5])]):
+        write_json(tmp_path / f"c{i}" / "trainer_state.json", {"global_step": step, "log_history": [
+            {"step": step - 1, "learning_rate": lrs[0]}, {"step": step, "learning_rate": lrs[1]}]})
+    w = checkpoint_lr_weights([str(tmp_path / "c0"), str(tmp_path / "c1")])
+    assert w == pytest.approx([2e-5, 1e-5])
+    combined = weighted_influence([cand, -cand], [ref, ref], w)
+    np.testing.assert_allclose(combined[[0, 1, 3]], [1 / 3, 0.0, -1 / 3], atol=1e-12)
+
+
+def test_adam_preconditioned_features(micro_model, adapter, tmp_path):
+    """LESS's option: candidate gradients turned into one Adam step using the reference training's moments."""
+    records = [code_example(i) for i in range(2)] + [prose_example(0)]
+    model = load_reference_model(micro_model, adapter, "cpu", torch.float32)
+    params = lora_parameters(model)
+    tok = load_tokenizer(micro_model, adapter)
+    g = exact_gradient(model, params, collate([encode_chat(tok, records[0], 1024)], tok.pad_token_id, "cpu"))
+    optimizer = torch.optim.AdamW([p for _, p in params], lr=1e-3)
+    for _, p in params:
+        p.grad = torch.randn_like(p)
+    optimizer.step()
+    torch.save(optimizer.state_dict(), tmp_path / "optimizer.pt")  # what HF Trainer writes
+    kw = dict(k=128, optimizer_state=str(tmp_path / "optimizer.pt"))
+    fast = load_features(projected_gradients(micro_model, adapter, records, str(tmp_path / "f"), **kw))
+    exact = load_features(projected_gradients(micro_model, adapter, records, str(tmp_path / "e"),
+                                              method="exact", **kw))
+    plain = load_features(projected_gradients(micro_model, adapter, records, str(tmp_path / "p"), k=128))
+    assert cosines(fast, exact).min() >= 0.999
+    assert cosines(exact, plain).max() < 0.99  # the preconditioning changes the direction
+
+    state = optimizer.state_dict()["state"]
+    m = torch.cat([state[i]["exp_avg"].reshape(-1) for i in range(len(params))])
+    v = torch.cat([state[i]["exp_avg_sq"].reshape(-1) for i in range(len(params))])
+    expected = (0.9 * m + 0.1 * g) / (0.999 * v + 0.001 * g ** 2 + 1e-8).sqrt()
+    projected = RademacherProjector(len(g), 128).project(expected[None]).numpy()
+    assert cosines(projected, exact[:1])[0] > 0.9999
