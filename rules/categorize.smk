@@ -7,6 +7,7 @@ rule categorize:
         stats=P.pattern("categorize", "stats"),
     params:
         settings=node_params("categorize"),
+    threads: node_threads("categorize")
     resources:
         **stage_resources("categorize"),
     log:

@@ -58,6 +58,11 @@ def stage_benchmark(stage, suffix=""):
     return f"{P.stage_dir_pattern(stage)}/benchmark{suffix}.tsv"
 
 
+def node_threads(stage):
+    """Threads of a job (its `cpus`), capped by --cores; torch uses exactly these."""
+    return node_resource(stage, "cpus", 1)
+
+
 def stage_resources(stage):
     """Per-job cluster resources of a stage, drawn from the run's config."""
     return dict(

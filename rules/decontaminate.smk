@@ -8,6 +8,7 @@ rule decontaminate:
         stats=P.pattern("decontaminate", "stats"),
     params:
         settings=node_params("decontaminate"),
+    threads: node_threads("decontaminate")
     resources:
         **stage_resources("decontaminate"),
     log:

@@ -8,6 +8,7 @@ rule dedup:
         stats=P.pattern("dedup", "stats"),
     params:
         settings=node_params("dedup"),
+    threads: node_threads("dedup")
     resources:
         **stage_resources("dedup"),
     log:

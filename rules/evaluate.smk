@@ -7,6 +7,7 @@ rule evaluate:
         completions=P.pattern("evaluate", "completions"),
     params:
         settings=node_params("evaluate"),
+    threads: node_threads("evaluate")
     resources:
         **stage_resources("evaluate"),
     log:

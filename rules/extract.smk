@@ -5,6 +5,7 @@ rule extract:
         stats=P.pattern("extract", "stats"),
     params:
         settings=node_params("extract"),
+    threads: node_threads("extract")
     resources:
         **stage_resources("extract"),
     log:

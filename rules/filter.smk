@@ -8,6 +8,7 @@ rule filter:
         stats=P.pattern("filter", "stats"),
     params:
         settings=node_params("filter"),
+    threads: node_threads("filter")
     resources:
         **stage_resources("filter"),
     log:

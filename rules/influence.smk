@@ -7,6 +7,7 @@ rule gradients:
         features=directory(P.pattern("gradients", "features")),
     params:
         settings=node_params("gradients"),
+    threads: node_threads("gradients")
     resources:
         **stage_resources("gradients"),
     log:
@@ -27,6 +28,7 @@ rule select:
         stats=P.pattern("select", "stats"),
     params:
         settings=node_params("select"),
+    threads: node_threads("select")
     resources:
         **stage_resources("select"),
     log:

@@ -9,6 +9,7 @@ rule quality:
         stats=P.pattern("quality", "stats"),
     params:
         settings=node_params("quality"),
+    threads: node_threads("quality")
     resources:
         **stage_resources("quality"),
     log:

@@ -7,6 +7,7 @@ rule reference:
         log=P.pattern("reference", "log"),
     params:
         settings=node_params("reference"),
+    threads: node_threads("reference")
     resources:
         **stage_resources("reference"),
     log:

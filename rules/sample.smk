@@ -7,6 +7,7 @@ rule sample:
         samples=P.pattern("sample", "samples"),
     params:
         settings=node_params("sample"),
+    threads: node_threads("sample")
     resources:
         **stage_resources("sample"),
     log:

@@ -8,6 +8,7 @@ rule score:
         stats=P.pattern("score", "stats"),
     params:
         settings=node_params("score"),
+    threads: node_threads("score")
     resources:
         **stage_resources("score"),
     log:
@@ -28,6 +29,7 @@ rule best:
         stats=P.pattern("best", "stats"),
     params:
         settings=node_params("best"),
+    threads: node_threads("best")
     resources:
         **stage_resources("best"),
     log:

@@ -8,6 +8,7 @@ rule seed:
         stats=P.pattern("seed", "stats"),
     params:
         settings=node_params("seed"),
+    threads: node_threads("seed")
     resources:
         **stage_resources("seed"),
     log:

@@ -7,6 +7,7 @@ rule synthesize:
         stats=P.pattern("synthesize", "stats"),
     params:
         settings=node_params("synthesize"),
+    threads: node_threads("synthesize")
     resources:
         **stage_resources("synthesize"),
     log:

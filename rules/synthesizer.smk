@@ -8,6 +8,7 @@ rule synthesizer:
         log=P.pattern("synthesizer", "log"),
     params:
         settings=node_params("synthesizer"),
+    threads: node_threads("synthesizer")
     resources:
         **stage_resources("synthesizer"),
     log:

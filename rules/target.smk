@@ -8,6 +8,7 @@ rule standin:
         stats=P.pattern("standin", "stats"),
     params:
         settings=node_params("standin"),
+    threads: node_threads("standin")
     resources:
         **stage_resources("standin"),
     log:
@@ -28,6 +29,7 @@ rule target:
         log=P.pattern("target", "log"),
     params:
         settings=node_params("target"),
+    threads: node_threads("target")
     resources:
         **stage_resources("target"),
     log:

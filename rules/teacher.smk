@@ -8,6 +8,7 @@ rule teacher:
         stats=P.pattern("teacher", "stats"),
     params:
         settings=node_params("teacher"),
+    threads: node_threads("teacher")
     resources:
         **stage_resources("teacher"),
     log:

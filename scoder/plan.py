@@ -127,7 +127,8 @@ class _RunBuilder:
         seed = pool["seed"]
         dp = self.add("teacher", {"snippets": seed.path("seeds"), **model_inputs(s["models"]["teacher"])},
                       {"generator": backend_spec(s["backends"]["teacher"], s["models"]["teacher"]),
-                       "model_name": s["models"]["teacher"], "sampling": s["teacher"].get("sampling", {})},
+                       "model_name": s["models"]["teacher"], "sampling": s["teacher"].get("sampling", {}),
+                       "protocol": s["teacher"].get("protocol", "single")},
                       "generate")
         reference = self.add("reference", {"data": [dp.path("samples")], **model_inputs(s["models"]["reference"])},
                              {"model": model_path(s["models"]["reference"]), "format": "instruction",

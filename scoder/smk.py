@@ -13,6 +13,7 @@ import sys
 
 @contextlib.contextmanager
 def stage(snakemake):
+    _limit_threads(snakemake.threads)
     log_path = snakemake.log[0] if snakemake.log else None
     if log_path is None:
         yield snakemake.input, snakemake.output, dict(snakemake.params.get("settings", {}))
@@ -30,3 +31,11 @@ def stage(snakemake):
             raise
         finally:
             sys.stdout, sys.stderr = saved
+
+
+def _limit_threads(threads: int) -> None:
+    """Keep torch to the job's threads: two jobs on two cores with two threads
+    each run many times slower than with one each."""
+    import torch
+
+    torch.set_num_threads(max(1, int(threads)))

@@ -28,12 +28,45 @@ def generator_for(spec: dict):
     return make_generator(spec)
 
 
+class TwoStepSynthesis:
+    """Answers the synthesis prompt in two requests: first the problem, then its
+    solution, returned in the two marked sections.  Not in the paper: a 135M model
+    cannot follow the two-section format in one pass, so the tiny run's teacher
+    uses this protocol (``teacher.protocol: two_step``) to give D_p real content."""
+
+    PROBLEM = ("Here is a Python function:\n```python\n{code}\n```\n"
+               "Write a short, self-contained programming task (2-4 sentences) asking someone to "
+               "implement a similar function. Only write the task.")
+    SOLUTION = "{problem}\n\nWrite the Python solution in a ```python code block."
+
+    def __init__(self, generator):
+        self.generator = generator
+
+    @property
+    def usage(self) -> dict:
+        return self.generator.usage
+
+    def generate(self, conversations, *, n: int = 1, **sampling) -> list[list[str]]:
+        from scoder.prompts import extract_code, format_synthesis_response
+
+        codes = [extract_code(c[-1]["content"]) for c in conversations]
+        problems = self.generator.generate(
+            [[{"role": "user", "content": self.PROBLEM.format(code=code)}] for code in codes], n=n, **sampling)
+        flat = [p for group in problems for p in group]
+        solutions = self.generator.generate(
+            [[{"role": "user", "content": self.SOLUTION.format(problem=p.strip())}] for p in flat], n=1, **sampling)
+        answers = [format_synthesis_response(p.strip(), s[0].strip()) for p, s in zip(flat, solutions)]
+        return [answers[i * n:(i + 1) * n] for i in range(len(conversations))]
+
+
 def synthesize_to(out_path: str, snippets: list[dict], generator_spec: dict, sampling: dict, *,
-                  model_name: str, checkpoint: int | None = None) -> dict:
+                  model_name: str, checkpoint: int | None = None, protocol: str = "single") -> dict:
     """The synthesis prompt over ``snippets`` (teacher, sampling, final synthesis)."""
     from scoder.synthesis import synthesize
 
     generator = generator_for(generator_spec)
+    if protocol == "two_step":
+        generator = TwoStepSynthesis(generator)
     progress = progress_path(out_path)
     progress.parent.mkdir(parents=True, exist_ok=True)
     stats = synthesize(snippets, generator, str(progress), n=sampling.get("n", 1),

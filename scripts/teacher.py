@@ -4,5 +4,6 @@ from scoder.steps import synthesize_to
 
 with stage(snakemake) as (inp, out, s):
     snippets = read_jsonl(inp.snippets)
-    stats = synthesize_to(out.samples, snippets, s["generator"], s["sampling"], model_name=s["model_name"])
+    stats = synthesize_to(out.samples, snippets, s["generator"], s["sampling"], model_name=s["model_name"],
+                          protocol=s["protocol"])
     write_json(out.stats, {"stage": "teacher", "settings": s, "in": len(snippets), **stats})

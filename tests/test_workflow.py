@@ -1,9 +1,9 @@
 """End to end: the real Snakemake DAG on a micro model, then partial reruns.
 
 The micro model (random weights from a small config) is first fitted for a few
-seconds to one well-formed answer, which carries both the synthesis sections
-and the aspect-score lines, so every parser downstream sees parseable text and
-every stage does real work on real files.
+seconds to one well-formed synthesis answer, so every parser downstream sees
+parseable text and every stage does real work on real files (the scorer runs in
+log-prob mode, which always yields numbers).
 """
 import json
 import re
@@ -15,30 +15,48 @@ from pathlib import Path
 import pytest
 import yaml
 
-from scoder.data import to_chat
-from scoder.models import build_micro_model
 from scoder.prompts import synthesis_messages
 
 REPO = Path(__file__).resolve().parent.parent
-ASPECT_LINES = "\n".join(f"{a}: 7" for a in yaml.safe_load(open(REPO / "config/config.yaml"))
-                         ["runs"]["q14"]["scorer"]["aspects"]) + "\noverall: 7"
 CANNED_PROBLEM = "Write a function add(a, b) that returns the sum of two numbers."
 CANNED_SOLUTION = "```python\ndef add(a, b):\n    return a + b\n```"
 
 
 def fitted_micro_model(path: Path) -> str:
-    """A micro Llama that answers every prompt with one canned, parseable answer."""
-    from scoder.prompts import format_synthesis_response
-    from scoder.train import train_sft
+    """A micro model that answers every prompt with one canned, parseable answer.
 
-    base = build_micro_model(path / "random")
-    answer = format_synthesis_response(CANNED_PROBLEM, CANNED_SOLUTION) + "\n" + ASPECT_LINES
-    prompts = [synthesis_messages(f"def f{i}(x):\n    '''Return x plus {i}.'''\n    return x + {i}")
-               for i in range(4)] + [[{"role": "user", "content": "Rate this answer."}]]
-    records = [{"messages": p + [{"role": "assistant", "content": answer}]} for p in prompts]
-    ckpts = train_sft(str(base), records, str(path / "fit"), epochs=40, learning_rate=3e-3,
-                      global_batch_size=5, per_device_batch_size=5, max_length=512, seed=0)
-    return ckpts[-1]
+    Its attention sees only the last few tokens (Qwen2 sliding window), so what it
+    writes after the assistant tag cannot depend on the prompt: fitted on one
+    short prompt with plain Adam steps, it answers every prompt the same way."""
+    import torch
+    from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
+
+    from scoder.models import GGUF_FILE, smollm2_gguf_dir
+    from scoder.prompts import format_synthesis_response
+
+    tok = AutoTokenizer.from_pretrained(smollm2_gguf_dir(), gguf_file=GGUF_FILE)
+    torch.manual_seed(0)
+    config = Qwen2Config(vocab_size=len(tok), hidden_size=128, intermediate_size=256, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, use_sliding_window=True,
+                         sliding_window=8, max_window_layers=0, layer_types=["sliding_attention"] * 2,
+                         tie_word_embeddings=True, bos_token_id=tok.bos_token_id,
+                         eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    model = Qwen2ForCausalLM(config)
+    prompt = tok.apply_chat_template([{"role": "user", "content": "Write a function."}],
+                                     add_generation_prompt=True, return_tensors="pt", return_dict=True)["input_ids"]
+    answer = tok(format_synthesis_response(CANNED_PROBLEM, CANNED_SOLUTION) + tok.eos_token,
+                 add_special_tokens=False, return_tensors="pt")["input_ids"]
+    ids = torch.cat([prompt, answer], dim=1)
+    labels = ids.clone()
+    labels[:, : prompt.shape[1]] = -100
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    for _ in range(200):
+        model(input_ids=ids, labels=labels).loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    model.save_pretrained(path)
+    tok.save_pretrained(path)
+    return str(path)
 
 
 def micro_runs(model: str) -> dict:
@@ -49,11 +67,10 @@ def micro_runs(model: str) -> dict:
             "extends": "tiny",
             "models": {**models, "embedder": "embedded:minilm"},
             "pool": {"limit": 120, "seed": {"per_category": 1}, "quality": {"threshold": 0.0}},
-            "teacher": {"sampling": {"max_new_tokens": 160}},
+            "teacher": {"protocol": "single", "sampling": {"max_new_tokens": 80}},
             "synthesizer": {"checkpoints": 2, "train": train},
-            "sampling": {"n": 1, "max_new_tokens": 160},
-            "scorer": {"max_new_tokens": 120},
-            "reference": {"lora": {"r": 4, "alpha": 8}, "train": train},
+            "sampling": {"n": 1, "temperature": 0.0, "max_new_tokens": 80},
+                        "reference": {"lora": {"r": 4, "alpha": 8}, "train": train},
             "influence": {"k": 64, "batch_size": 2, "max_length": 512},
             "bootstrap": {"iterations": [{"snippets": 3, "select": 2}, {"snippets": 3, "select": 2}]},
             "final": {"size": 3},
@@ -66,7 +83,7 @@ def micro_runs(model: str) -> dict:
 
 
 def snakemake(workdir: Path, *args: str) -> str:
-    cmd = [sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", "micro.yaml", *args]
+    cmd = [sys.executable, "-m", "snakemake", "--cores", "2", *args, "--configfile", "micro.yaml"]
     proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True)
     if proc.returncode != 0:
         logs = "\n".join(f"== {p}\n{p.read_text()[-3000:]}" for p in workdir.glob("work/*/*/log*.txt"))
@@ -86,6 +103,7 @@ def workflow(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("workflow")
     model = fitted_micro_model(tmp / "model")
     workdir = tmp / "repo"
+    workdir.mkdir()
     for name in ("Snakefile", "rules", "scripts", "config", "envs"):
         src = REPO / name
         (shutil.copytree if src.is_dir() else shutil.copy)(src, workdir / name)
