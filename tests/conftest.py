@@ -8,3 +8,15 @@ from scoder.models import build_micro_model
 def micro_model(tmp_path_factory):
     """Path of a ~3M-parameter random Llama with SmolLM2's tokenizer and chat template."""
     return str(build_micro_model(tmp_path_factory.mktemp("micro") / "model"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_torch_thread():
+    """torch's two OpenMP threads run ~20x slower than one when the 2-core machine
+    is shared with other work (measured); tests use one."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -18,16 +18,6 @@ CONVS = [[{"role": "user", "content": "Write a function that adds two numbers."}
          [{"role": "user", "content": "Explain recursion in one long sentence, please."}]]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    """torch's two OpenMP threads slow ~20x when the 2-core box is shared (measured)."""
-    import torch
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def gen(micro_model):
     return make_generator({"backend": "transformers", "model": micro_model, "device": "cpu",

@@ -12,16 +12,6 @@ RECORDS = [
 ]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    """torch's two OpenMP threads slow ~20x when the 2-core box is shared (measured)."""
-    import torch
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 class Counting:
     """A real generator that counts the conversations it scores."""
 

@@ -11,16 +11,6 @@ KW = dict(n=2, temperature=1.0, top_p=1.0, max_new_tokens=6, seed=3, model_name=
           checkpoint=1, batch_size=2)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    """torch's two OpenMP threads slow ~20x when the 2-core box is shared (measured)."""
-    import torch
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 class Interrupted(RuntimeError):
     pass
 
