@@ -152,7 +152,8 @@ class _RunBuilder:
                                         "checkpoints": synthesizer.path("checkpoints")},
                          {"generator": backend_spec(s["backends"]["sampling"], "synthesizer"),
                           "checkpoint": self.num_checkpoints, "start": offset, "count": s["final"]["size"],
-                          "sampling": {**self.sampling, "n": 1}}, "generate")
+                          "sampling": {**self.sampling, "n": 1},
+                          "protocol": s["sampling"].get("protocol", "single")}, "generate")
         target = self.target(final, seed)
         evaluation = self.add("evaluate", {"model": target.path("model")},
                               {"generator": backend_spec(s["backends"]["evaluation"], "target"),
@@ -213,7 +214,8 @@ class _RunBuilder:
                                      "checkpoints": synthesizer.path("checkpoints")},
                           {"generator": backend_spec(s["backends"]["sampling"], "synthesizer"),
                            "iteration": i, "start": offset, "count": it["snippets"], "checkpoint_list": checkpoints,
-                           "sampling": {**self.sampling, "n": n if multi else n * self.num_checkpoints}},
+                           "sampling": {**self.sampling, "n": n if multi else n * self.num_checkpoints},
+                           "protocol": s["sampling"].get("protocol", "single")},
                           "generate")
         sample_files = [sample.path("samples", m=m) for m in checkpoints]
         score = self.add("score", {"samples": sample_files, **model_inputs(s["models"]["scorer"])},

@@ -8,4 +8,4 @@ with stage(snakemake) as (inp, out, s):
     snippets = supply_slice(read_jsonl(inp.snippets), s["start"], s["count"])
     checkpoint = f"{inp.checkpoints}/ckpt{m}"
     synthesize_to(out.samples, snippets, {**s["generator"], "model": checkpoint}, s["sampling"],
-                  model_name=checkpoint, checkpoint=m)
+                  model_name=checkpoint, checkpoint=m, protocol=s["protocol"])

@@ -8,6 +8,6 @@ with stage(snakemake) as (inp, out, s):
     snippets = supply_slice(supply, s["start"], s["count"])
     checkpoint = f"{inp.checkpoints}/ckpt{s['checkpoint']}"
     stats = synthesize_to(out.samples, snippets, {**s["generator"], "model": checkpoint}, s["sampling"],
-                          model_name=checkpoint, checkpoint=s["checkpoint"])
+                          model_name=checkpoint, checkpoint=s["checkpoint"], protocol=s["protocol"])
     write_json(out.stats, {"stage": "synthesize", "settings": s, "in": len(snippets), "supply": len(supply),
                            "wrapped": s["start"] + s["count"] > len(supply), **stats})

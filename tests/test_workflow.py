@@ -69,7 +69,7 @@ def micro_runs(model: str) -> dict:
             "pool": {"limit": 120, "seed": {"per_category": 1}, "quality": {"threshold": 0.0}},
             "teacher": {"protocol": "single", "sampling": {"max_new_tokens": 80}},
             "synthesizer": {"checkpoints": 2, "train": train},
-            "sampling": {"n": 1, "temperature": 0.0, "max_new_tokens": 80},
+            "sampling": {"n": 1, "temperature": 0.0, "max_new_tokens": 80, "protocol": "single"},
                         "reference": {"lora": {"r": 4, "alpha": 8}, "train": train},
             "influence": {"k": 64, "batch_size": 2, "max_length": 512},
             "bootstrap": {"iterations": [{"snippets": 3, "select": 2}, {"snippets": 3, "select": 2}]},
