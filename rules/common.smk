@@ -87,5 +87,6 @@ def report_inputs(wildcards):
 
 def report_params(wildcards):
     run = run_plan(wildcards)
-    stages = [{"stage": n.stage, "key": n.key, "dir": n.dir} for n in P.run_nodes(run)]
+    stages = [{"stage": n.stage, "key": n.key, "dir": n.dir, "resources": n.resources}
+              for n in P.run_nodes(run)]
     return {"run": wildcards.run, "settings": run["settings"], "stages": stages}

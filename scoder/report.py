@@ -107,12 +107,7 @@ def build_results(run: str, settings: dict, files: dict[str, str], stages: list[
     final = read_json(files["final_stats"])
     target_log = read_json(files["target_log"])
     usage = teacher.get("usage", {})
-    gpus = {}
-    for st in stages:
-        family = {"synthesizer": "train", "reference": "train", "target": "train", "gradients": "gradients",
-                  "teacher": "generate", "quality": "generate", "sample": "generate", "score": "generate",
-                  "synthesize": "generate", "evaluate": "generate"}.get(st["stage"], "cpu")
-        gpus[st["stage"]] = settings["resources"][family].get("gpu", 0)
+    gpus = {st["stage"]: settings["resources"][st["resources"]].get("gpu", 0) for st in stages}
 
     return {
         "run": run,

@@ -7,6 +7,7 @@ what is missing.  The declared output is published at the end.
 """
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -133,6 +134,8 @@ def train_stage(samples: list[dict], out: dict[int, str], progress: str | Path, 
         if dst.exists():
             shutil.rmtree(dst)
         dst.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copytree(src, dst)
+        # hard links, not copies: five 14B checkpoints are ~140 GB, and the trainer's
+        # own folder stays whole so a rerun finds its finished training
+        shutil.copytree(src, dst, copy_function=os.link)
         published.append(str(dst))
     return published

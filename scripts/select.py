@@ -7,7 +7,8 @@ with stage(snakemake) as (inp, out, s):
     if s["by"] == "influence":
         values = influence_values(load_features(inp.features), load_features(inp.reference_features))
         selected = select_top_k(candidates, values, s["k"])
-        all_values = [float(v) for v in values]
+        # a candidate with no response tokens has no gradient: NaN, written as null
+        all_values = [None if v != v else float(v) for v in values]
     else:  # ablation without influence estimation: top-K by the scorer's score
         selected = sorted(candidates, key=lambda r: -r["score"])[: s["k"]]
         all_values = [r["score"] for r in candidates]
