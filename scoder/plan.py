@@ -296,17 +296,23 @@ class _RunBuilder:
                         {"model": init, "format": "synthesis", "checkpoints": self.num_checkpoints,
                          "train": self.s["synthesizer"]["train"]}, "train")
 
-    def gradients(self, data: str, reference: Node) -> Node:
+    def gradients(self, data: str, reference: Node, dp_features: Node | None = None) -> Node:
         """Projected gradients of ``data`` under every reference checkpoint (the training log gives
         LESS's checkpoint weights); LESS's Adam preconditioning, if on, is for the candidates only,
-        not for D_p (the data the reference was trained on)."""
+        not for D_p (the data the reference was trained on).  The structured projection's factors
+        are fit on D_p: candidates (``dp_features`` given) read them from D_p's features."""
         inf = self.s["influence"]
         keys = ("k", "seed", "projection", "batch_size", "grad_batch_size", "max_length", "device")
         adam = inf.get("adam", False) and data not in reference.inputs["data"]
-        return self.add("gradients", {"data": data, "adapter": reference.path("adapter"), "log": reference.path("log"),
-                                      **model_inputs(self.s["models"]["reference"])},
+        structured = inf.get("projection") == "structured"
+        inputs = {"data": data, "adapter": reference.path("adapter"), "log": reference.path("log"),
+                  **model_inputs(self.s["models"]["reference"])}
+        if structured and dp_features is not None:
+            inputs["factors"] = dp_features.path("features")
+        return self.add("gradients", inputs,
                         {"model": model_path(self.s["models"]["reference"]),
-                         **{k: inf[k] for k in keys if k in inf}, **({"adam": True} if adam else {})},
+                         **{k: inf[k] for k in keys if k in inf}, **({"adam": True} if adam else {}),
+                         **({"structured": inf.get("structured", {})} if structured else {})},
                         "gradients")
 
     def iteration(self, i, it, offset, seed, synthesizer, reference, dp_features, scorer) -> dict:
@@ -314,7 +320,7 @@ class _RunBuilder:
         (``bootstrap.shards`` parallel jobs each); the top-K selection gathers all shards."""
         shards = self.s["bootstrap"].get("shards", 1)
         bounds = [it["snippets"] * p // shards for p in range(shards + 1)]
-        parts = [self.shard(i, offset + lo, hi - lo, seed, synthesizer, reference, scorer)
+        parts = [self.shard(i, offset + lo, hi - lo, seed, synthesizer, reference, dp_features, scorer)
                  for lo, hi in zip(bounds, bounds[1:]) if hi > lo]
         by = self.s["bootstrap"].get("selection", "influence")
         inputs = {"candidates": [p["best"].path("candidates") for p in parts]}
@@ -326,7 +332,7 @@ class _RunBuilder:
         select = self.add("select", inputs, {"k": it["select"], "by": by, "seed": self.s["bootstrap"].get("seed", 0)})
         return {"shards": parts, "select": select}
 
-    def shard(self, i, start, count, seed, synthesizer, reference, scorer) -> dict:
+    def shard(self, i, start, count, seed, synthesizer, reference, dp_features, scorer) -> dict:
         s = self.s
         multi = s["sampling"].get("multi_checkpoint", True)
         n = s["sampling"].get("n", 1)
@@ -361,7 +367,7 @@ class _RunBuilder:
             part["best"] = self.add("best", {"scored": sample_files}, {"selector": "random", "seed": sc.get("seed", 0)})
         by = s["bootstrap"].get("selection", "influence")
         if by == "influence":
-            part["gradients"] = self.gradients(part["best"].path("candidates"), reference)
+            part["gradients"] = self.gradients(part["best"].path("candidates"), reference, dp_features)
         elif by in ("low_perplexity", "high_perplexity"):
             part["perplexity"] = self.perplexity(part["best"].path("candidates"), reference)
         return part

@@ -14,7 +14,7 @@ from scoder.influence.gradients import (PerExampleGradients, collate, exact_grad
                                         load_tokenizer, lora_parameters)
 from scoder.influence.projection import RademacherProjector, block_seed
 from scoder.influence.select import select
-from scoder.influence.structured import StructuredProjection
+from scoder.influence.structured import FACTORS, StructuredProjection, fit_factors
 from scoder.io import read_json, write_json
 
 TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj"]
@@ -132,6 +132,8 @@ def test_selection_ranks_dp_like_candidates_first(micro_model, adapter, tmp_path
     kw = dict(k=256, projection=projection, grad_batch_size=3)
     gradients_stage(micro_model, adapter, d_p, str(tmp_path / "dp"), **kw)
     shards = [str(tmp_path / "c0"), str(tmp_path / "c1")]  # the candidates come in two shards
+    if projection == "structured":  # candidates project with the factors fit on D_p (the plan's wiring)
+        kw["factors_from"] = str(tmp_path / "dp")
     gradients_stage(micro_model, adapter, candidates[:5], shards[0], **kw)
     gradients_stage(micro_model, adapter, candidates[5:], shards[1], **kw)
     selected, values = select(candidates, 4, "influence", features=shards, reference_features=str(tmp_path / "dp"))
@@ -230,22 +232,63 @@ def test_structured_projection_is_its_kronecker_definition(micro_model, adapter)
     params = lora_parameters(model)
     batch = collate([encode_chat(tok, r, 1024) for r in records], tok.pad_token_id, "cpu")
     full = PerExampleGradients(model, params)(batch).double()
-    projection = StructuredProjection(model, params, seed=3, factor=8)
-    # 8 x 8 per matrix, capped at the LoRA rank 4 on its side: 16 matrices of 8 x 4 or 4 x 8
-    assert projection.dim == len(params) * 32
-    features = projection(batch).double()  # stage 1, never forms `full`
-    matrix = projection.dense_matrix().double()  # block-diagonal Kronecker products of the ±1 factors
+
+    def projection(seed, pca, fit=(batch,)):
+        return StructuredProjection(model, params, fit_factors(model, params, fit, factor=8, pca=pca, seed=seed))
+
+    structured = projection(3, pca=2)
+    # 8 per side, the identity on the rank side (4 < 8): 16 matrices of 8 x 4 or 4 x 8
+    assert structured.dim == len(params) * 32
+    features = structured(batch).double()  # stage 1, never forms `full`
+    matrix = structured.dense_matrix().double()  # block-diagonal Kronecker products of the factors
     torch.testing.assert_close(features, full @ matrix, rtol=1e-4, atol=1e-4 * float(features.abs().max()))
     assert all(p.requires_grad for _, p in params)
-    # a different projection from the dense one, but inner products are kept in expectation over seeds
+    # the PCA columns are the top eigenvectors of K-FAC's input covariance, the rest random and orthogonal to them
+    captured = {}
+    module = structured.layers[0][0]  # the first lora_A: width -> 4
+    handle = module.register_forward_hook(lambda m, i, o: captured.update(x=i[0].detach()))
+    PerExampleGradients(model, params)(batch)
+    handle.remove()
+    x = (captured["x"] * batch["attention_mask"][..., None]).flatten(0, 1).double()
+    cov = x.T @ x
+    top = torch.linalg.eigh(cov)[1][:, -2:]
+    p_in = structured.factors[0][1].double()
+    torch.testing.assert_close((p_in[:, :2].T @ top).abs(), torch.eye(2, dtype=torch.float64).flip(1),
+                               atol=1e-4, rtol=0)
+    assert float((p_in[:, :2].T @ p_in[:, 2:]).abs().max()) < 1e-5
+    # the gradients' inner products are kept in expectation over seeds, purely random or with PCA directions
     gram = full @ full.T
-    seeds = 100
-    mean_gram = sum((full @ m) @ (full @ m).T for m in (StructuredProjection(model, params, seed=s, factor=8)
-                                                          .dense_matrix().double() for s in range(seeds))) / seeds
     scale = torch.outer(gram.diag().sqrt(), gram.diag().sqrt())
-    assert float(((mean_gram - gram) / scale).abs().max()) < 0.15  # measured 0.05 at 200 seeds
+    seeds = 100
+    for pca in (0, 2):
+        mean_gram = sum((full @ m) @ (full @ m).T for m in (projection(s, pca).dense_matrix().double()
+                                                              for s in range(seeds))) / seeds
+        assert float(((mean_gram - gram) / scale).abs().max()) < 0.15, pca  # measured 0.05 at 200 seeds
     with pytest.raises(ValueError, match="no exact method"):
         projected_gradients(micro_model, adapter, records, "unused", k=64, projection="structured", method="exact")
+    with pytest.raises(ValueError, match="pca < factor"):
+        projected_gradients(micro_model, adapter, records, "unused", k=64, projection="structured",
+                            structured={"factor": 4, "pca": 4})
+
+
+def test_structured_candidates_use_the_factors_fit_on_d_p(micro_model, adapter, tmp_path):
+    d_p = [code_example(i) for i in range(4)]
+    candidates = [code_example(20), prose_example(0)]
+    kw = dict(k=64, projection="structured", structured={"factor": 8, "pca": 2, "fit_examples": 2})
+    gradients_stage(micro_model, adapter, d_p, str(tmp_path / "dp"), **kw)
+    dp_factors = tmp_path / "dp" / "ckpt1" / FACTORS
+    assert dp_factors.exists()
+    gradients_stage(micro_model, adapter, candidates, str(tmp_path / "c"), factors_from=str(tmp_path / "dp"), **kw)
+    assert not (tmp_path / "c" / "ckpt1" / FACTORS).exists()
+    own = load_features(gradients_stage(micro_model, adapter, candidates, str(tmp_path / "own"), **kw) + "/ckpt1")
+    shared = load_features(str(tmp_path / "c" / "ckpt1"))
+    assert not np.allclose(own, shared)  # fit on the candidates themselves: another projection
+    with pytest.raises(ValueError, match="recompute D_p"):
+        gradients_stage(micro_model, adapter, candidates, str(tmp_path / "c2"), factors_from=str(tmp_path / "dp"),
+                        **{**kw, "structured": {"factor": 8, "pca": 1}})
+    with pytest.raises(FileNotFoundError, match="Kronecker factors"):
+        gradients_stage(micro_model, adapter, candidates, str(tmp_path / "c3"), factors_from=str(tmp_path / "c"),
+                        **kw)
 
 
 def test_checkpoints_weighted_by_learning_rate_and_shards_concatenated(micro_model, tmp_path):

@@ -43,6 +43,18 @@ def test_influence_projection_edit_reruns_only_influence_and_descendants():
         ["gradients", "select", "synthesizer", "sample", "score", "best", "synthesize", "target", "evaluate"])
 
 
+def test_structured_projection_candidates_read_d_p_factors():
+    plan = Plan(validate(with_run("kron", {"influence": {"projection": "structured"}})))
+    run = plan.runs["kron"]
+    shard = run["iterations"][1]["shards"][0]
+    assert shard["gradients"].inputs["factors"] == run["dp_features"].path("features")
+    assert "factors" not in run["dp_features"].inputs
+    assert run["dp_features"].params["structured"] == {"factor": 64, "pca": 32, "fit_examples": 1024}
+    # a dense run's keys do not depend on the structured settings
+    assert "structured" not in plan.runs["tiny"]["dp_features"].params
+    assert changed_stages({"influence": {"structured": {"pca": 0}}}) == []
+
+
 def test_ablation_without_influence_keeps_everything_before_selection():
     changed = changed_stages({"bootstrap": {"selection": "score"}})
     assert "gradients" not in changed

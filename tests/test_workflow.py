@@ -15,6 +15,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from scoder.config import validate
+from scoder.influence import FACTORS
+from scoder.plan import Plan
 from scoder.prompts import synthesis_messages
 
 REPO = Path(__file__).resolve().parent.parent
@@ -85,6 +88,8 @@ def micro_runs(model: str) -> dict:
         "micro_eval": {"extends": "micro", "evaluation": {"humaneval": {"limit": 2}}},
         "micro_no_influence": {"extends": "micro", "ablation_of": "micro", "label": "w/o influence",
                                "bootstrap": {"selection": "score"}},
+        "micro_structured": {"extends": "micro", "influence": {
+            "projection": "structured", "structured": {"factor": 4, "pca": 2, "fit_examples": 4}}},
     }}
 
 
@@ -175,3 +180,20 @@ def test_ablation_reuses_everything_before_selection(workflow):
     # iteration 1 is reused up to its scores; selection and all that follows reruns
     assert jobs == {"select": 2, "synthesizer_m2": 2, "sample": 2, "score": 1, "best": 1,
                     "synthesize": 1, "target": 1, "evaluate": 1, "report": 1}
+
+
+@pytest.mark.slow
+def test_structured_projection_candidates_use_d_p_factors(workflow):
+    """The structured projection through the real rules: D_p's job fits the Kronecker factors, the
+    candidates' job projects with them, select reads both (iteration 1's candidates are micro's)."""
+    config = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    config["runs"].update(yaml.safe_load((workflow / "micro.yaml").read_text())["runs"])
+    run = Plan(validate(config)).runs["micro_structured"]
+    select = run["iterations"][1]["select"]
+    assert planned_jobs(snakemake(workflow, "-n", select.path("selected"))) == {"gradients": 2, "select": 1}
+    snakemake(workflow, select.path("selected"))
+    assert (workflow / run["dp_features"].path("features") / "ckpt1" / FACTORS).exists()
+    candidates = workflow / run["iterations"][1]["shards"][0]["gradients"].path("features") / "ckpt1"
+    assert not (candidates / FACTORS).exists()  # D_p's, not its own
+    selected = [json.loads(line) for line in (workflow / select.path("selected")).read_text().splitlines()]
+    assert len(selected) == 2 and all(-1 <= r["influence"] <= 1 for r in selected)

@@ -20,10 +20,10 @@ from scoder.influence.gradients import adam_precondition, encode_chat, lora_para
 from scoder.influence.projection import BLOCK_ROWS, RademacherProjector, rademacher_block
 from scoder.influence.select import (checkpoint_lr_weights, influence_from_features, influence_values,
                                      load_feature_sets, select_top_k, weighted_influence)
-from scoder.influence.structured import FACTOR, StructuredProjection
+from scoder.influence.structured import FACTORS, StructuredProjection, fit_factors
 
 __all__ = ["projected_gradients", "gradients_stage", "load_features", "load_manifest", "load_feature_sets",
            "influence_values", "influence_from_features", "select_top_k", "weighted_influence",
            "checkpoint_lr_weights", "checkpoint_weights", "reference_checkpoints", "encode_chat",
            "lora_parameters", "adam_precondition", "RademacherProjector", "rademacher_block", "BLOCK_ROWS",
-           "StructuredProjection", "FACTOR"]
+           "StructuredProjection", "FACTORS", "fit_factors"]

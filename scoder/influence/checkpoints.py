@@ -17,6 +17,7 @@ import numpy as np
 
 from scoder.influence.features import projected_gradients
 from scoder.influence.gradients import find_optimizer_state
+from scoder.influence.structured import FACTORS
 from scoder.io import read_json, write_json
 
 CHECKPOINTS = "checkpoints.json"
@@ -62,15 +63,19 @@ def checkpoint_weights(num_checkpoints: int, train_log: str | None) -> list[floa
 
 
 def gradients_stage(model: str, reference: str, records: list[dict], out_dir: str, *,
-                    train_log: str | None = None, adam: bool = False, **settings) -> str:
+                    train_log: str | None = None, adam: bool = False, factors_from: str | None = None,
+                    **settings) -> str:
     """Features of ``records`` under every checkpoint of ``reference`` (``settings`` as for
-    ``projected_gradients``); ``adam`` uses each checkpoint's saved Adam moments (LESS, candidates)."""
+    ``projected_gradients``); ``adam`` uses each checkpoint's saved Adam moments (LESS, candidates);
+    ``factors_from`` (D_p's features folder, structured projection) gives each checkpoint the
+    Kronecker factors fit on D_p under it."""
     ckpts = reference_checkpoints(reference)
     weights = checkpoint_weights(len(ckpts), train_log)
     names = [f"ckpt{m}" for m in range(1, len(ckpts) + 1)]
     for name, ckpt in zip(names, ckpts):
         print(f"projected gradients under {ckpt}", flush=True)
         projected_gradients(model, str(ckpt), records, str(Path(out_dir) / name),
-                            optimizer_state=str(find_optimizer_state(ckpt)) if adam else None, **settings)
+                            optimizer_state=str(find_optimizer_state(ckpt)) if adam else None,
+                            factors=str(Path(factors_from) / name / FACTORS) if factors_from else None, **settings)
     write_json(Path(out_dir) / CHECKPOINTS, {"checkpoints": names, "weights": weights, "adam": adam})
     return out_dir

@@ -25,7 +25,8 @@ from scoder.influence.gradients import (PerExampleGradients, adam_precondition, 
                                         exact_gradient, load_adam_state, load_reference_model,
                                         load_tokenizer, lora_parameters)
 from scoder.influence.projection import BLOCK_ROWS, RademacherProjector
-from scoder.influence.structured import FACTOR, FACTOR_BLOCKS, StructuredProjection
+from scoder.influence.structured import (FACTOR_BLOCKS, FACTORS, StructuredProjection, fit_factors, load_factors,
+                                         save_factors, settings_of)
 from scoder.io import read_json, write_json, write_jsonl
 
 MANIFEST = "manifest.json"
@@ -64,11 +65,14 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
 
 
 def _fingerprint(model, adapter, records, *, k, seed, max_length, shard_size, torch_dtype, device,
-                 projection, optimizer_state) -> dict:
+                 projection, structured, factors, optimizer_state) -> dict:
     """What determines the features (not the method or batch sizes: they agree up to rounding)."""
     kind = ({"kind": "rademacher", "block_rows": BLOCK_ROWS} if projection == "dense"
-            else {"kind": "kronecker+rademacher", "factor": FACTOR, "factor_blocks": FACTOR_BLOCKS,
-                  "block_rows": BLOCK_ROWS})
+            else {"kind": "kronecker+rademacher", **structured, "factor_blocks": FACTOR_BLOCKS,
+                  "block_rows": BLOCK_ROWS, "version": 2,  # 1: random 32x32 factors scaled by 1/sqrt(ab)
+                  # factors fit on another set (D_p's, for candidates) or on these records
+                  "factors": _digest_files(os.path.dirname(factors), (os.path.basename(factors),))
+                  if factors else "fit on these records"})
     kind["streams"] = 2  # block_seed's scheme (1: seeds above 2**32, which torch's CPU generator truncated)
     return {
         "model": str(model), "adapter_digest": _digest_files(adapter, ("adapter_model.safetensors",
@@ -84,14 +88,14 @@ def _fingerprint(model, adapter, records, *, k, seed, max_length, shard_size, to
 class _Featurizer:
     """Features of one batch of encoded examples by the chosen method and projection."""
 
-    def __init__(self, ref, params, *, k, seed, method, projection, device, adam, profile):
+    def __init__(self, ref, params, *, k, seed, method, factors, device, adam, profile):
         self.device, self.adam = device, adam
         self.timings = {"gradient_s": 0.0, "generate_s": 0.0, "matmul_s": 0.0}
         self.profile = profile
         self.ref, self.params = ref, params
-        # structured: the dense projection applies to the per-example Kronecker sketches (stage 2)
-        # instead of the full per-example gradients
-        self.structured = StructuredProjection(ref, params, seed) if projection == "structured" else None
+        # structured (``factors`` given): the dense projection applies to the per-example Kronecker
+        # sketches (stage 2) instead of the full per-example gradients
+        self.structured = StructuredProjection(ref, params, factors) if factors is not None else None
         self.per_example = self.structured or (PerExampleGradients(ref, params) if method == "fast" else None)
         self.grad_dim = self.structured.dim if self.structured else sum(p.numel() for _, p in params)
         self.projector = RademacherProjector(self.grad_dim, k, seed, device,
@@ -125,7 +129,8 @@ class _Featurizer:
 
 
 def projected_gradients(model: str, adapter: str, records: list[dict], out_dir: str, *, k: int,
-                        seed: int = 0, projection: str = "dense", batch_size: int = 32,
+                        seed: int = 0, projection: str = "dense", structured: dict | None = None,
+                        factors: str | None = None, batch_size: int = 32,
                         grad_batch_size: int | None = None, max_length: int = 1024, method: str = "fast",
                         shard_size: int = 256, device: str = "auto", dtype: str = "auto",
                         optimizer_state: str | None = None, profile: dict | None = None) -> str:
@@ -138,9 +143,12 @@ def projected_gradients(model: str, adapter: str, records: list[dict], out_dir: 
     forward/backward, holds ``batch_size`` of them in bfloat16 and projects them together, so each
     block of P is generated once per ``batch_size`` examples (memory: batch_size x #LoRA params x 2
     bytes plus the activations of grad_batch_size examples).  ``projection="structured"``: a
-    different projection (``scoder.influence.structured``): per-example Kronecker sketches of each
-    LoRA matrix's gradient from one forward/backward per ``grad_batch_size`` examples, never forming
-    the gradients, then the dense projection of ``batch_size`` sketches at a time.
+    different projection (``scoder.influence.structured``, settings ``structured``: factor, pca,
+    fit_examples): per-example Kronecker sketches of each LoRA matrix's gradient from one
+    forward/backward per ``grad_batch_size`` examples, never forming the gradients, then the dense
+    projection of ``batch_size`` sketches at a time.  Its factors come from ``factors`` (a
+    ``kronecker_factors.safetensors``: D_p's, for candidates) or are fit on ``records`` and written
+    to ``out_dir`` (D_p).
     ``dtype`` is the model's ("auto": float32 on CPU, bfloat16 on CUDA).  ``optimizer_state`` (the
     reference training's Adam moments, ``load_adam_state``) turns on LESS's Adam-preconditioned
     gradients.  ``profile``, if given, receives timings.
@@ -152,6 +160,9 @@ def projected_gradients(model: str, adapter: str, records: list[dict], out_dir: 
     if projection == "structured" and (method == "exact" or optimizer_state):
         raise ValueError("the structured projection never forms the full gradient: it has no exact method and "
                          "no Adam preconditioning (use influence.projection: dense)")
+    structured = settings_of(structured) if projection == "structured" else None
+    if factors and not Path(factors).exists():
+        raise FileNotFoundError(f"{factors}: no Kronecker factors there (they come from D_p's gradients job)")
     device = resolve_device(device)
     torch_dtype = getattr(torch, dtype) if dtype != "auto" else (
         torch.bfloat16 if device.startswith("cuda") else torch.float32)
@@ -159,7 +170,8 @@ def projected_gradients(model: str, adapter: str, records: list[dict], out_dir: 
     out.mkdir(parents=True, exist_ok=True)
     fingerprint = _fingerprint(model, adapter, records, k=k, seed=seed, max_length=max_length,
                                shard_size=shard_size, torch_dtype=torch_dtype, device=device,
-                               projection=projection, optimizer_state=optimizer_state)
+                               projection=projection, structured=structured, factors=factors,
+                               optimizer_state=optimizer_state)
     manifest_path = out / MANIFEST
     if manifest_path.exists():
         old = read_json(manifest_path)
@@ -179,7 +191,13 @@ def projected_gradients(model: str, adapter: str, records: list[dict], out_dir: 
         adam = load_adam_state(optimizer_state, params, device) if optimizer_state else None
         micro = 1 if method == "exact" else max(1, min(grad_batch_size or batch_size, batch_size))
         step = 1 if method == "exact" else batch_size
-        featurize = _Featurizer(ref, params, k=k, seed=seed, method=method, projection=projection, device=device,
+        pairs = None
+        if structured is not None:
+            t0 = time.perf_counter()
+            pairs = _kronecker_factors(ref, params, tok, records, out, structured, seed, factors,
+                                       max_length=max_length, micro=micro, device=device)
+            timings["fit_s"] = time.perf_counter() - t0
+        featurize = _Featurizer(ref, params, k=k, seed=seed, method=method, factors=pairs, device=device,
                                 adam=adam, profile=profile is not None)
         loop_start = time.perf_counter()
         progress = tqdm(total=sum(stop - start for _, start, stop in todo), desc="projected gradients",
@@ -209,9 +227,36 @@ def projected_gradients(model: str, adapter: str, records: list[dict], out_dir: 
         timings["projected_dim"] = featurize.grad_dim  # what stage 2 projects: the gradient or the sketches
     if profile is not None:
         profile.update(timings)
+    used = Path(factors) if factors else out / FACTORS  # the structured projection's factors
     write_json(manifest_path, {"fingerprint": fingerprint, "complete": True, "n": len(records), "k": k,
-                               "shards": [f"shard_{i:05d}.npy" for i, _, _ in shards]})
+                               "shards": [f"shard_{i:05d}.npy" for i, _, _ in shards],
+                               **({"factors_digest": _digest_files(str(used.parent), (used.name,))}
+                                  if structured else {})})
     return str(out)
+
+
+def _kronecker_factors(ref, params, tok, records, out: Path, structured: dict, seed: int, factors: str | None, *,
+                       max_length: int, micro: int, device: str) -> list:
+    """The structured projection's factors: read from ``factors`` (D_p's, for candidates), or fit on
+    ``structured["fit_examples"]`` evenly spaced ``records`` and written to ``out/FACTORS``."""
+    if factors:
+        pairs, meta = load_factors(factors)
+        made = {key: meta.get(key) for key in ("factor", "pca", "seed")}
+        if made != {"factor": structured["factor"], "pca": structured["pca"], "seed": seed}:
+            raise ValueError(f"{factors} was made with {made}, these features use influence.structured "
+                             f"{structured} and seed {seed}: recompute D_p's features with the same settings")
+        return pairs
+    own = out / FACTORS
+    if own.exists():  # an interrupted run fit them already (the manifest's fingerprint matched)
+        return load_factors(own)[0]
+    step = -(-len(records) // structured["fit_examples"])
+    encoded = sorted((encode_chat(tok, r, max_length) for r in records[::step]), key=lambda e: len(e["input_ids"]))
+    batches = [collate(encoded[b:b + micro], tok.pad_token_id, device) for b in range(0, len(encoded), micro)]
+    if structured["pca"]:
+        batches = tqdm(batches, desc="Kronecker factors (covariances)", unit="batch", mininterval=10)
+    pairs = fit_factors(ref, params, batches, factor=structured["factor"], pca=structured["pca"], seed=seed)
+    save_factors(own, pairs, {**structured, "seed": seed, "fit_records": len(encoded)})
+    return pairs
 
 
 def load_manifest(out_dir: str) -> dict:

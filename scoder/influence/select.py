@@ -81,7 +81,11 @@ def influence_from_features(candidates_dirs: str | Sequence[str], reference_dir:
             raise ValueError(f"{folder} and {reference_dir} come from different reference checkpoints")
         for c, r in zip(cand_manifests, ref_manifests):
             same = ("model", "adapter_digest", "k", "seed", "max_length", "model_dtype", "projection")
-            diff = [key for key in same if c["fingerprint"][key] != r["fingerprint"][key]]
+            # the structured projection: the same Kronecker factors (D_p's), however each side got them
+            cf, rf = ({**m["fingerprint"], "projection": {**m["fingerprint"]["projection"],
+                                                          "factors": m.get("factors_digest")}}
+                      for m in (c, r))
+            diff = [key for key in same if cf[key] != rf[key]]
             if diff:
                 raise ValueError(f"{folder} and {reference_dir} differ in {diff}: recompute both with the same settings")
         parts.append(cand)

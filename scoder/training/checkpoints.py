@@ -102,6 +102,7 @@ class CheckpointExporter:
         moments = adam_moments(self.trainer) if self.save_adam_moments else None  # every rank, too
         if self.trainer.is_world_process_zero():
             (tmp / "training_args.bin").unlink(missing_ok=True)
+            sort_adapter_config(tmp)
             if moments is not None:
                 from safetensors.torch import save_file
                 save_file(moments, tmp / ADAM_MOMENTS_FILE, metadata={"format": "pt"})
@@ -110,6 +111,18 @@ class CheckpointExporter:
             shutil.rmtree(final, ignore_errors=True)
             os.replace(tmp, final)
         self.trainer.accelerator.wait_for_everyone()
+
+
+def sort_adapter_config(folder: Path) -> None:
+    """PEFT writes ``target_modules`` (a set) in the process's string-hash order, so the same
+    training saved a different ``adapter_config.json`` in every run; sorted, it is byte-identical."""
+    path = Path(folder) / "adapter_config.json"
+    if not path.exists():
+        return
+    config = json.loads(path.read_text())
+    if isinstance(config.get("target_modules"), list):
+        config["target_modules"] = sorted(config["target_modules"])
+        path.write_text(json.dumps(config, indent=2, sort_keys=True))
 
 
 def adam_moments(trainer) -> dict:
