@@ -245,16 +245,17 @@ def test_structured_projection_is_its_kronecker_definition(micro_model, adapter)
     assert all(p.requires_grad for _, p in params)
     # the PCA columns are the top eigenvectors of K-FAC's input covariance, the rest random and orthogonal to them
     captured = {}
-    module = structured.layers[0][0]  # the first lora_A: width -> 4
-    handle = module.register_forward_hook(lambda m, i, o: captured.update(x=i[0].detach()))
+    handles = [module.register_forward_hook(lambda m, i, o, j=j: captured.update({j: i[0].detach()}))
+               for j, (module, _) in enumerate(structured.layers) if module.in_features > 8]
     PerExampleGradients(model, params)(batch)
-    handle.remove()
-    x = (captured["x"] * batch["attention_mask"][..., None]).flatten(0, 1).double()
-    cov = x.T @ x
-    top = torch.linalg.eigh(cov)[1][:, -2:]
-    p_in = structured.factors[0][1].double()
-    torch.testing.assert_close((p_in[:, :2].T @ top).abs(), torch.eye(2, dtype=torch.float64).flip(1),
-                               atol=1e-4, rtol=0)
+    for h in handles:
+        h.remove()
+    assert len(captured) == len(params) // 2  # the lora_A layers (their input side is the model width)
+    for j, x in captured.items():
+        x = (x * batch["attention_mask"][..., None]).flatten(0, 1).double()
+        top = torch.linalg.eigh(x.T @ x)[1][:, -2:]
+        p_in = structured.factors[j][1].double()
+        torch.testing.assert_close(p_in[:, :2] @ p_in[:, :2].T, top @ top.T, atol=1e-4, rtol=0)
     assert float((p_in[:, :2].T @ p_in[:, 2:]).abs().max()) < 1e-5
     # the gradients' inner products are kept in expectation over seeds, purely random or with PCA directions
     gram = full @ full.T

@@ -75,15 +75,10 @@ class _Covariances(LoraHooks):
         self.cov_in = [torch.zeros(m.in_features, m.in_features, dtype=torch.float64) for m, _ in self.layers]
         self.cov_out = [torch.zeros(m.out_features, m.out_features, dtype=torch.float64) for m, _ in self.layers]
         self.mask: torch.Tensor | None = None
-        self.seen: dict = {}  # this batch's inputs by storage: q/k/v's lora_A read the same tensor
 
     def on_forward(self, index, x):
-        # during the forward every hooked input is still alive, so a storage address names one tensor
-        key = (x.data_ptr(), tuple(x.shape), x.stride())
-        if key not in self.seen:
-            flat = (x.float() * self.mask).flatten(0, 1)
-            self.seen[key] = (flat.T @ flat).double().cpu()
-        self.cov_in[index] += self.seen[key]
+        flat = (x.float() * self.mask).flatten(0, 1)
+        self.cov_in[index] += (flat.T @ flat).double().cpu()
 
     def on_backward(self, index, _, delta):
         delta = delta.float().flatten(0, 1)
@@ -94,7 +89,7 @@ class _Covariances(LoraHooks):
         try:
             self.run(batch)
         finally:
-            self.mask, self.seen = None, {}
+            self.mask = None
 
 
 def _top_eigenvectors(cov: torch.Tensor, p: int) -> torch.Tensor:
