@@ -43,6 +43,10 @@ def _digest_files(folder: str, names: tuple[str, ...]) -> str:
     return h.hexdigest()[:16]
 
 
+def _file_digest(path: str | os.PathLike) -> str:
+    return _digest_files(os.path.dirname(path), (os.path.basename(path),))
+
+
 def _digest_records(records: list[dict]) -> str:
     h = hashlib.sha256()
     for r in records:
@@ -71,8 +75,7 @@ def _fingerprint(model, adapter, records, *, k, seed, max_length, shard_size, to
             else {"kind": "kronecker+rademacher", **structured, "factor_blocks": FACTOR_BLOCKS,
                   "block_rows": BLOCK_ROWS, "version": 2,  # 1: random 32x32 factors scaled by 1/sqrt(ab)
                   # factors fit on another set (D_p's, for candidates) or on these records
-                  "factors": _digest_files(os.path.dirname(factors), (os.path.basename(factors),))
-                  if factors else "fit on these records"})
+                  "factors": _file_digest(factors) if factors else "fit on these records"})
     kind["streams"] = 2  # block_seed's scheme (1: seeds above 2**32, which torch's CPU generator truncated)
     return {
         "model": str(model), "adapter_digest": _digest_files(adapter, ("adapter_model.safetensors",
@@ -80,8 +83,7 @@ def _fingerprint(model, adapter, records, *, k, seed, max_length, shard_size, to
         "records": _digest_records(records), "n": len(records), "k": k, "seed": seed,
         "max_length": max_length, "shard_size": shard_size, "model_dtype": str(torch_dtype),
         "projection": {**kind, "rng_device": torch.device(device).type},
-        "optimizer_state": _digest_files(os.path.dirname(optimizer_state), (os.path.basename(optimizer_state),))
-        if optimizer_state else None,
+        "optimizer_state": _file_digest(optimizer_state) if optimizer_state else None,
     }
 
 
@@ -227,11 +229,11 @@ def projected_gradients(model: str, adapter: str, records: list[dict], out_dir: 
         timings["projected_dim"] = featurize.grad_dim  # what stage 2 projects: the gradient or the sketches
     if profile is not None:
         profile.update(timings)
-    used = Path(factors) if factors else out / FACTORS  # the structured projection's factors
+    # the structured projection's factors: D_p's (digested in the fingerprint already) or our own
+    factors_digest = {"factors_digest": fingerprint["projection"]["factors"] if factors
+                      else _file_digest(out / FACTORS)} if structured else {}
     write_json(manifest_path, {"fingerprint": fingerprint, "complete": True, "n": len(records), "k": k,
-                               "shards": [f"shard_{i:05d}.npy" for i, _, _ in shards],
-                               **({"factors_digest": _digest_files(str(used.parent), (used.name,))}
-                                  if structured else {})})
+                               "shards": [f"shard_{i:05d}.npy" for i, _, _ in shards], **factors_digest})
     return str(out)
 
 

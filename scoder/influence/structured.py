@@ -37,7 +37,6 @@ gradient and therefore not available here.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from pathlib import Path
@@ -147,14 +146,6 @@ def load_factors(path: str | Path) -> tuple[list[tuple[torch.Tensor, torch.Tenso
         count = len({key.split(".")[0] for key in f.keys()})
         factors = [(f.get_tensor(f"{j}.out"), f.get_tensor(f"{j}.in")) for j in range(count)]
     return factors, meta
-
-
-def factors_digest(factors: list[tuple[torch.Tensor, torch.Tensor]]) -> str:
-    h = hashlib.sha256()
-    for pair in factors:
-        for t in pair:
-            h.update(t.contiguous().numpy().tobytes())
-    return h.hexdigest()[:16]
 
 
 class StructuredProjection(LoraHooks):
