@@ -1,5 +1,6 @@
 # Config validation, the plan of stage instances, and the helpers rules use to
 # find a node's inputs, params and resources from its {key} wildcard.
+from scoder import dag as D
 from scoder import plan as P
 from scoder.config import ConfigError, validate
 
@@ -9,6 +10,8 @@ except ConfigError as error:
     raise WorkflowError(str(error)) from None
 
 PLAN = P.Plan(RUNS)
+# Every method's plan; rules/soda.smk adds SODA's.  A stage belongs to the plan that names its files.
+PLANS = [PLAN]
 
 
 wildcard_constraints:
@@ -27,53 +30,43 @@ def result_file(run):
 
 def run_outputs(run):
     """Everything `snakemake` builds for a run: its results, probes and tables."""
-    probes = PLAN.runs[run]["probes"]
+    probes = PLAN.runs[run].probes
     return [result_file(run), *(f"results/scoder_{run}_{p}.json" for p in probes), f"results/scoder_{run}.md",
             *plot_files(run)]
 
 
 def plan_of(stage):
-    """(plan, runs) a stage belongs to: SODA's stages are named soda_* (rules/soda.smk)."""
-    return (SODA_PLAN, SODA_RUNS) if stage.startswith("soda_") else (PLAN, RUNS)
+    """The plan a stage belongs to."""
+    return next(plan for plan in PLANS if stage in plan.files)
 
 
 def find_node(stage, key):
-    return plan_of(stage)[0].node(stage, key)
+    return plan_of(stage).node(stage, key)
 
 
 def node_inputs(stage):
     """Input function: the files a stage instance reads."""
 
     def inputs(wildcards):
-        # a "{m}" left in an input path is the job's checkpoint (sampling)
-        return {name: path.format(**wildcards) if isinstance(path, str) else path
-                for name, path in find_node(stage, wildcards.key).inputs.items()}
+        return find_node(stage, wildcards.key).job_inputs(**wildcards)
 
     return inputs
 
 
-def checkpoint_groups():
-    """Synthesizer folders grouped by their number of checkpoints M."""
-    groups = {}
-    for key, node in PLAN.nodes.get("synthesizer", {}).items():
-        groups.setdefault(node.params["checkpoints"], []).append(key)
-    return groups
-
-
 def node_params(stage):
-    """Params function: the settings a stage instance runs with (pure config)."""
+    """Params function: the settings a stage instance runs with (pure config, models resolved by the plan)."""
 
     def params(wildcards):
-        return find_node(stage, wildcards.key).params
+        return find_node(stage, wildcards.key).settings(**wildcards)
 
     return params
 
 
 def node_family(stage, key):
     """The `resources:` family (train, generate, gradients, cpu) a stage instance runs with."""
-    plan, runs = plan_of(stage)
+    plan = plan_of(stage)
     node = plan.node(stage, key)
-    return runs[node.runs[0]]["resources"][node.resources]
+    return plan.run_settings(node.runs[0])["resources"][node.resources]
 
 
 def node_resource(stage, what, default):
@@ -86,11 +79,11 @@ def node_resource(stage, what, default):
 
 
 def stage_log(stage, suffix=""):
-    return f"{P.stage_dir_pattern(stage)}/log{suffix}.txt"
+    return f"{D.stage_dir_pattern(stage)}/log{suffix}.txt"
 
 
 def stage_benchmark(stage, suffix=""):
-    return f"{P.stage_dir_pattern(stage)}/benchmark{suffix}.tsv"
+    return f"{D.stage_dir_pattern(stage)}/benchmark{suffix}.tsv"
 
 
 def node_threads(stage):
@@ -150,36 +143,54 @@ def stage_resources(stage):
     def family_of(wildcards):
         return node_family(stage, wildcards.key)
 
-    plan, _ = plan_of(stage)
-    section = "soda_runs" if stage.startswith("soda_") else "runs"
-    families = {f"{section}.{node.runs[0]}.resources.{node.resources}": node_family(stage, key)
+    plan = plan_of(stage)
+    families = {f"{plan.section}.{node.runs[0]}.resources.{node.resources}": node_family(stage, key)
                 for key, node in plan.nodes.get(stage, {}).items()}
     return cluster_resources(family_of, families)
 
 
+def run_of(plan, wildcards):
+    """The run a results file names (``{run}``), laid out by ``plan``."""
+    if wildcards.run not in plan.runs:
+        raise WorkflowError(f"{plan.result_file(wildcards.run)}: no run '{wildcards.run}' under {plan.section}: "
+                            f"(runs: {', '.join(sorted(plan.runs))})")
+    return plan.runs[wildcards.run]
+
+
 def run_plan(wildcards):
-    if wildcards.run not in PLAN.runs:
-        raise WorkflowError(f"results/scoder_{wildcards.run}.json: no run '{wildcards.run}' in config "
-                            f"(runs: {', '.join(sorted(PLAN.runs))})")
-    return PLAN.runs[wildcards.run]
+    return run_of(PLAN, wildcards)
 
 
-def report_inputs(wildcards):
-    """Every file the results of a run are gathered from (stats, logs, benchmarks)."""
-    return P.report_files(run_plan(wildcards))
+def report_inputs(plan):
+    """Input function: every file the results of a run are gathered from (stats, logs, benchmarks)."""
+
+    def inputs(wildcards):
+        return run_of(plan, wildcards).report_files()
+
+    return inputs
+
+
+def report_params(plan, method):
+    """Params function of a results file: the run's settings and stage instances."""
+
+    def params(wildcards):
+        run = run_of(plan, wildcards)
+        return {"method": method, "run": wildcards.run, "settings": run.settings, "stages": run.stages()}
+
+    return params
 
 
 def probe_inputs(wildcards):
     run = run_plan(wildcards)
-    if wildcards.probe not in run["probes"]:
+    if wildcards.probe not in run.probes:
         raise WorkflowError(f"results/scoder_{wildcards.run}_{wildcards.probe}.json: run '{wildcards.run}' "
-                            f"probes {', '.join(run['probes']) or 'nothing'} (probes.stages in config)")
-    return P.probe_files(run, wildcards.probe)
+                            f"probes {', '.join(run.probes) or 'nothing'} (probes.stages in config)")
+    return run.probes[wildcards.probe].files()
 
 
 def probe_params(wildcards):
     run = run_plan(wildcards)
-    return {"run": wildcards.run, "probe": wildcards.probe, "settings": run["settings"]}
+    return {"run": wildcards.run, "probe": wildcards.probe, "settings": run.settings}
 
 
 def ablations_of(run_name):
@@ -190,21 +201,14 @@ def ablations_of(run_name):
 def table_inputs(wildcards):
     """The results the run's markdown tables are laid out from: its own and its probes'.
     Ablation runs are shown when their results exist (they are not built for this)."""
-    run_plan(wildcards)
+    run = run_plan(wildcards)
     return {"results": result_file(wildcards.run),
-            "probes": [f"results/scoder_{wildcards.run}_{p}.json" for p in PLAN.runs[wildcards.run]["probes"]]}
+            "probes": [f"results/scoder_{wildcards.run}_{p}.json" for p in run.probes]}
 
 
 def table_params(wildcards):
     return {"run": wildcards.run, "ablations": {name: result_file(name) for name in ablations_of(wildcards.run)},
             "labels": {name: RUNS[name].get("label", name) for name in [wildcards.run, *ablations_of(wildcards.run)]}}
-
-
-def report_params(wildcards):
-    run = run_plan(wildcards)
-    stages = [{"stage": n.stage, "key": n.key, "dir": n.dir, "resources": n.resources}
-              for n in P.run_nodes(run)]
-    return {"run": wildcards.run, "settings": run["settings"], "stages": stages}
 
 
 # --- figures for `snakemake --report` (rules/plots.smk)
@@ -233,35 +237,14 @@ def plot_output(what):
 def plots_inputs(wildcards):
     """The run's stats files, its results and probes, and each iteration's scored samples."""
     run = run_plan(wildcards)
-    files = {**P.report_files(run), "results": result_file(wildcards.run)}
-    for name in run["probes"]:
+    files = {**run.report_files(), "results": result_file(wildcards.run)}
+    for name in run.probes:
         files[f"probe_{name}"] = f"results/scoder_{wildcards.run}_{name}.json"
-    for i, step in enumerate(run["iterations"][1:], start=1):
-        scored = [part["score"].path("scored") for part in step["shards"] if "score" in part]
-        if scored:
-            files[f"iter{i}_scored"] = scored
-    return files
+    return {**files, **run.scored_files()}
 
 
 def plots_params(wildcards):
-    settings = run_plan(wildcards)["settings"]
+    settings = run_plan(wildcards).settings
     return {"aspects": list(settings["scorer"]["aspects"]),
             "categories": settings["pool"]["categorize"].get("categories")}
 
-
-# --- SODA's results (rules/soda.smk)
-def soda_run_plan(wildcards):
-    if wildcards.run not in SODA_PLAN.runs:
-        raise WorkflowError(f"{SP.result_file(wildcards.run)}: no run '{wildcards.run}' under soda_runs: "
-                            f"(runs: {', '.join(sorted(SODA_PLAN.runs))})")
-    return SODA_PLAN.runs[wildcards.run]
-
-
-def soda_report_inputs(wildcards):
-    return SP.report_files(soda_run_plan(wildcards))
-
-
-def soda_report_params(wildcards):
-    run = soda_run_plan(wildcards)
-    stages = [{"stage": n.stage, "key": n.key, "dir": n.dir, "resources": n.resources} for n in SP.run_nodes(run)]
-    return {"run": wildcards.run, "settings": run["settings"], "stages": stages}

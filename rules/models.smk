@@ -2,11 +2,11 @@
 # de-quantized once into a plain Hugging Face folder every stage can load.
 rule convert_smollm2:
     output:
-        directory(P.EMBEDDED_MODELS["embedded:smollm2"]),
+        directory(D.EMBEDDED_MODELS["embedded:smollm2"]),
     log:
-        f"{P.WORK}/models/convert_smollm2.log",
+        f"{D.WORK}/models/convert_smollm2.log",
     benchmark:
-        f"{P.WORK}/models/convert_smollm2.benchmark.tsv"
+        f"{D.WORK}/models/convert_smollm2.benchmark.tsv"
     conda:
         "../envs/generate.yaml"
     script:

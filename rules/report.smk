@@ -4,13 +4,13 @@
 # as the paper's Table 3 (and Table 2 / Table 4 where probes or ablations exist).
 rule report:
     input:
-        unpack(report_inputs),
+        unpack(report_inputs(PLAN)),
     output:
         result_file("{run}"),
     wildcard_constraints:
         run=RESULT_RUN,
     params:
-        settings=report_params,
+        settings=report_params(PLAN, "scoder"),
     log:
         "logs/report_{run}.log",
     benchmark:

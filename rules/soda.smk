@@ -9,10 +9,10 @@ from scoder.config import validate_soda
 from scoder.soda import plan as SP
 
 try:
-    SODA_RUNS = validate_soda(config)
-    SODA_PLAN = SP.SodaPlan(SODA_RUNS, PLAN)
+    SODA_PLAN = SP.SodaPlan(validate_soda(config), PLAN)
 except (ConfigError, ValueError) as error:
     raise WorkflowError(str(error)) from None
+PLANS.append(SODA_PLAN)
 
 
 # The initial seed knowledge: questions, decontaminated against the benchmarks.
@@ -20,8 +20,8 @@ rule soda_questions:
     input:
         unpack(node_inputs("soda_questions")),
     output:
-        questions=P.pattern("soda_questions", "questions"),
-        stats=P.pattern("soda_questions", "stats"),
+        questions=SP.pattern("soda_questions", "questions"),
+        stats=SP.pattern("soda_questions", "stats"),
     params:
         settings=node_params("soda_questions"),
     threads: node_threads("soda_questions")
@@ -41,9 +41,9 @@ rule soda_teacher:
     input:
         unpack(node_inputs("soda_teacher")),
     output:
-        knowledge=P.pattern("soda_teacher", "knowledge"),
-        failures=P.pattern("soda_teacher", "failures"),
-        stats=P.pattern("soda_teacher", "stats"),
+        knowledge=SP.pattern("soda_teacher", "knowledge"),
+        failures=SP.pattern("soda_teacher", "failures"),
+        stats=SP.pattern("soda_teacher", "stats"),
     params:
         settings=node_params("soda_teacher"),
     threads: node_threads("soda_teacher")
@@ -63,9 +63,9 @@ rule soda_split:
     input:
         unpack(node_inputs("soda_split")),
     output:
-        sft=P.pattern("soda_split", "sft"),
-        fcl=P.pattern("soda_split", "fcl"),
-        stats=P.pattern("soda_split", "stats"),
+        sft=SP.pattern("soda_split", "sft"),
+        fcl=SP.pattern("soda_split", "fcl"),
+        stats=SP.pattern("soda_split", "stats"),
     params:
         settings=node_params("soda_split"),
     threads: node_threads("soda_split")
@@ -85,8 +85,8 @@ rule soda_sft:
     input:
         unpack(node_inputs("soda_sft")),
     output:
-        model=directory(P.pattern("soda_sft", "model")),
-        log=P.pattern("soda_sft", "log"),
+        model=directory(SP.pattern("soda_sft", "model")),
+        log=SP.pattern("soda_sft", "log"),
     params:
         settings=node_params("soda_sft"),
     threads: node_threads("soda_sft")
@@ -106,8 +106,8 @@ rule soda_dpo:
     input:
         unpack(node_inputs("soda_dpo")),
     output:
-        model=directory(P.pattern("soda_dpo", "model")),
-        log=P.pattern("soda_dpo", "log"),
+        model=directory(SP.pattern("soda_dpo", "model")),
+        log=SP.pattern("soda_dpo", "log"),
     params:
         settings=node_params("soda_dpo"),
     threads: node_threads("soda_dpo")
@@ -127,8 +127,8 @@ rule soda_answer:
     input:
         unpack(node_inputs("soda_answer")),
     output:
-        answers=P.pattern("soda_answer", "answers"),
-        stats=P.pattern("soda_answer", "stats"),
+        answers=SP.pattern("soda_answer", "answers"),
+        stats=SP.pattern("soda_answer", "stats"),
     params:
         settings=node_params("soda_answer"),
     threads: node_threads("soda_answer")
@@ -148,8 +148,8 @@ rule soda_annotate:
     input:
         unpack(node_inputs("soda_annotate")),
     output:
-        annotations=P.pattern("soda_annotate", "annotations"),
-        stats=P.pattern("soda_annotate", "stats"),
+        annotations=SP.pattern("soda_annotate", "annotations"),
+        stats=SP.pattern("soda_annotate", "stats"),
     params:
         settings=node_params("soda_annotate"),
     threads: node_threads("soda_annotate")
@@ -169,8 +169,8 @@ rule soda_scorer:
     input:
         unpack(node_inputs("soda_scorer")),
     output:
-        model=directory(P.pattern("soda_scorer", "model")),
-        log=P.pattern("soda_scorer", "log"),
+        model=directory(SP.pattern("soda_scorer", "model")),
+        log=SP.pattern("soda_scorer", "log"),
     params:
         settings=node_params("soda_scorer"),
     threads: node_threads("soda_scorer")
@@ -190,8 +190,8 @@ rule soda_feedback:
     input:
         unpack(node_inputs("soda_feedback")),
     output:
-        levels=P.pattern("soda_feedback", "levels"),
-        stats=P.pattern("soda_feedback", "stats"),
+        levels=SP.pattern("soda_feedback", "levels"),
+        stats=SP.pattern("soda_feedback", "stats"),
     params:
         settings=node_params("soda_feedback"),
     threads: node_threads("soda_feedback")
@@ -211,8 +211,8 @@ rule soda_update:
     input:
         unpack(node_inputs("soda_update")),
     output:
-        questions=P.pattern("soda_update", "questions"),
-        stats=P.pattern("soda_update", "stats"),
+        questions=SP.pattern("soda_update", "questions"),
+        stats=SP.pattern("soda_update", "stats"),
     params:
         settings=node_params("soda_update"),
     threads: node_threads("soda_update")
@@ -232,8 +232,8 @@ rule soda_evaluate:
     input:
         unpack(node_inputs("soda_evaluate")),
     output:
-        results=P.pattern("soda_evaluate", "results"),
-        completions=P.pattern("soda_evaluate", "completions"),
+        results=SP.pattern("soda_evaluate", "results"),
+        completions=SP.pattern("soda_evaluate", "completions"),
     params:
         settings=node_params("soda_evaluate"),
     threads: node_threads("soda_evaluate")
@@ -251,11 +251,11 @@ rule soda_evaluate:
 # results/soda_<run>.json: benchmarks, per-cycle counts, costs and provenance.
 rule soda_report:
     input:
-        unpack(soda_report_inputs),
+        unpack(report_inputs(SODA_PLAN)),
     output:
         "results/soda_{run}.json",
     params:
-        settings=soda_report_params,
+        settings=report_params(SODA_PLAN, "soda"),
     log:
         "logs/soda_report_{run}.log",
     benchmark:
@@ -263,4 +263,4 @@ rule soda_report:
     conda:
         "../envs/core.yaml"
     script:
-        "../scripts/soda_report.py"
+        "../scripts/report.py"

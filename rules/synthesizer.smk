@@ -3,7 +3,7 @@
 # training) are separate outputs, each consumed by its own sampling job.  A rule
 # declares a fixed number of outputs, so there is one rule per M in the config,
 # each limited to the synthesizer folders trained with that M.
-for M, keys in checkpoint_groups().items():
+for M, keys in PLAN.checkpoint_groups().items():
 
     rule:
         name:

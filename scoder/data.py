@@ -1,4 +1,4 @@
-"""Glue between stages: snippet supply slices, chat training examples, stand-in data.
+"""Glue between stages: snippet supply slices, training samples and chat examples, stand-in data.
 
 Formats of a training example (``format`` in the training settings):
 - ``synthesis``: user = the synthesis prompt over the snippet, assistant = the
@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import ast
 import textwrap
+from pathlib import Path
 
+from scoder.io import read_jsonl
 from scoder.prompts import format_synthesis_response, synthesis_messages
 
 
@@ -22,6 +24,22 @@ def supply_slice(supply: list[dict], start: int, count: int) -> list[dict]:
     if not supply:
         raise ValueError("the snippet supply is empty: lower pool.seed.per_category or add sources")
     return [supply[(start + i) % len(supply)] for i in range(count)]
+
+
+def load_training_samples(paths: list[str], external: str | None = None, size: int | None = None) -> list[dict]:
+    """Instruction samples from stage outputs, plus an external dataset (evol-codealpaca
+    style `instruction`/`output` fields, or `problem`/`solution`)."""
+    samples = [r for p in paths for r in read_jsonl(p)]
+    if external:
+        if not Path(external).exists():
+            raise FileNotFoundError(
+                f"{external} does not exist (named by target.phase1.data or scorer.data.sources). Download "
+                "evol-codealpaca-v1 (theblackcat102/evol-codealpaca-v1) as JSONL to that path, or use "
+                "standin:docstring-pairs.")
+        for r in read_jsonl(external):
+            samples.append({"problem": r.get("problem", r.get("instruction")),
+                            "solution": r.get("solution", r.get("output"))})
+    return samples[:size] if size else samples
 
 
 def to_chat(sample: dict, format: str) -> dict:

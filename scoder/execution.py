@@ -143,11 +143,6 @@ def missing_toolchain(language: str | LanguageSpec) -> str | None:
     return None
 
 
-def toolchains() -> dict[str, str | None]:
-    """language -> the missing command, or None when it can run here."""
-    return {name: missing_toolchain(name) for name in LANGUAGES}
-
-
 def run_program(language: str | LanguageSpec, source: str, *, stdin: str | None = None,
                 timeout: float = 10.0, compile_timeout: float = 60.0, memory_mb: int = 1024,
                 compile_memory_mb: int = 2048, max_processes: int = 64) -> ProgramResult:

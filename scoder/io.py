@@ -1,6 +1,7 @@
-"""Small file helpers shared by every stage: JSONL records and JSON documents."""
+"""Small file helpers shared by every stage: JSONL records, JSON documents and their digests."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -57,3 +58,11 @@ def write_json(path: str | os.PathLike, obj) -> None:
         json.dump(obj, f, indent=2, ensure_ascii=False, sort_keys=False)
         f.write("\n")
     os.replace(tmp, path)
+
+
+def digest(obj, length: int | None = None, **dumps) -> str:
+    """sha256 (hex) of ``obj`` as JSON with sorted keys, cut to ``length`` characters; ``dumps``
+    passes further ``json.dumps`` options (or ``sort_keys=False``) where a stored digest needs them."""
+    blob = json.dumps(obj, **{"sort_keys": True, **dumps})
+    value = hashlib.sha256(blob.encode("utf-8")).hexdigest()
+    return value[:length] if length else value

@@ -1,20 +1,23 @@
-"""The SCoder method as a DAG of files: which stage instances a run needs.
+"""The SCoder method as a DAG of files: which stage instances (nodes) each configured run needs.
 
-Every stage instance ("node") writes into ``work/<stage>/<key>/`` where ``key``
-is a digest of the stage's settings and of its input paths (which carry their
-own keys).  So two runs that agree on everything upstream of a stage share its
-files, and editing one setting changes the keys of exactly that stage and its
-descendants: only they rerun.  The Snakemake rules look nodes up by
-``(stage, key)`` to find their inputs and params.
+Nodes are content-keyed (``scoder.dag``): each writes into
+``work/<stage>/<key>/``, runs that agree upstream share it, and a setting
+edited reaches exactly its stage and the stages after it.  ``_RunBuilder``
+lays out one run in the order of the Snakefile's sections, as a
+``scoder.layout.Run`` (its pool, iterations, shards, probes...).  The rules
+find a node by ``(stage, key)``; ``FILES`` names what each stage writes.
+
+What a stage instance reads and runs with::
+
+    python -m scoder.plan work/select/0123456789        # its runs, input files and settings
 """
 from __future__ import annotations
 
-import hashlib
 import json
-from dataclasses import dataclass, field
+import sys
 
-WORK = "work"
-EMBEDDED_MODELS = {"embedded:smollm2": f"{WORK}/models/smollm2-135m-instruct"}
+from scoder.dag import DAG, WORK, Node, backend_spec, file_pattern, model_inputs, model_path
+from scoder.layout import Iteration, Pool, Probe, Run, Scorer, Shard
 
 # The files each stage writes into its folder (declared once, used by rules and plan).
 FILES = {
@@ -47,165 +50,190 @@ FILES = {
 
 def pattern(stage: str, name: str) -> str:
     """Snakemake output pattern of one of a stage's files (wildcard ``{key}``)."""
-    return f"{WORK}/{stage}/{{key}}/{FILES[stage][name]}"
+    return file_pattern(FILES, stage, name)
 
 
-def stage_dir_pattern(stage: str) -> str:
-    return f"{WORK}/{stage}/{{key}}"
+class Plan(DAG):
+    """All nodes of all configured runs (``runs:``), deduplicated by key."""
 
-
-@dataclass
-class Node:
-    """One stage instance: its key, the files it reads, the settings it runs with."""
-    stage: str
-    key: str
-    inputs: dict
-    params: dict
-    resources: str = "cpu"
-    runs: list = field(default_factory=list)
-
-    def path(self, name: str, **fmt) -> str:
-        return f"{WORK}/{self.stage}/{self.key}/{FILES[self.stage][name].format(**fmt)}"
-
-    @property
-    def dir(self) -> str:
-        return f"{WORK}/{self.stage}/{self.key}"
-
-
-def digest(obj) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:10]
-
-
-class Plan:
-    """All nodes of all configured runs, deduplicated by key."""
+    files = FILES
+    results = "results/scoder_{run}.json"
 
     def __init__(self, runs: dict[str, dict]):
-        self.nodes: dict[str, dict[str, Node]] = {}
-        self.runs: dict[str, dict] = {}
+        super().__init__()
+        self.runs: dict[str, Run] = {}
         for name, settings in runs.items():
             self.runs[name] = _RunBuilder(self, name, settings).build()
 
-    def add(self, stage: str, inputs: dict, params: dict, resources: str, run: str) -> Node:
-        key = digest([stage, inputs, params])
-        node = self.nodes.setdefault(stage, {}).get(key)
-        if node is None:
-            node = Node(stage, key, inputs, params, resources)
-            self.nodes[stage][key] = node
-        if run not in node.runs:
-            node.runs.append(run)
-        return node
-
-    def node(self, stage: str, key: str) -> Node:
-        try:
-            return self.nodes[stage][key]
-        except KeyError:
-            raise KeyError(f"{WORK}/{stage}/{key} belongs to no configured run: its settings are no "
-                           f"longer in config/config.yaml (ask for results/scoder_<run>.json instead)") from None
-
-
-def model_path(name: str) -> str:
-    """Where a configured model is read from: embedded models come from a rule."""
-    return EMBEDDED_MODELS.get(name, name)
-
-
-def model_inputs(name: str) -> dict:
-    """Snakemake inputs for a model: only embedded models are files of the workflow."""
-    return {"model": EMBEDDED_MODELS[name]} if name in EMBEDDED_MODELS else {}
-
-
-def backend_spec(backend: dict, model: str) -> dict:
-    return {**backend, "model": model_path(model)}
+    def checkpoint_groups(self) -> dict[int, list[str]]:
+        """Synthesizer keys grouped by their number of checkpoints M (one rule per M)."""
+        groups: dict[int, list[str]] = {}
+        for key, node in self.nodes.get("synthesizer", {}).items():
+            groups.setdefault(node.params["checkpoints"], []).append(key)
+        return groups
 
 
 class _RunBuilder:
-    """Lays out one run's nodes in the order of the method."""
+    """Lays out one run's nodes in the order of the method; the sections below follow the Snakefile's."""
 
     def __init__(self, plan: Plan, name: str, settings: dict):
         self.plan, self.name, self.s = plan, name, settings
         self.nodes: dict[tuple, Node] = {}
 
-    def add(self, stage, inputs, params, resources="cpu"):
-        node = self.plan.add(stage, inputs, params, resources, self.name)
+    def add(self, stage, inputs, params, resources="cpu", **kw) -> Node:
+        node = self.plan.add(stage, inputs, params, resources, self.name, **kw)
         self.nodes.setdefault((stage, node.key), node)
         return node
 
-    def build(self) -> dict:
+    def build(self) -> Run:
         s = self.s
         pool = self.snippet_pool()
-        seed = pool["seed"]
-        dp = self.add("teacher", {"snippets": seed.path("seeds"), **model_inputs(s["models"]["teacher"])},
-                      {"generator": backend_spec(s["backends"]["teacher"], s["models"]["teacher"]),
-                       "model_name": s["models"]["teacher"], "sampling": s["teacher"].get("sampling", {}),
-                       "protocol": s["teacher"].get("protocol", "single")},
-                      "generate")
-        scorer = self.scorer(seed, dp)
-        reference = self.add("reference", {"data": [dp.path("samples")], **model_inputs(s["models"]["reference"])},
-                             {"model": model_path(s["models"]["reference"]), "format": "instruction",
-                              "lora": s["reference"]["lora"], "train": s["reference"]["train"],
-                              "checkpoints": s["reference"].get("checkpoints", 1)}, "train")
+        dp = self.teacher(pool.seed)
+        scorer = self.scorer(pool.seed, dp)
+        reference = self.reference(dp)
         dp_features = self.gradients(dp.path("samples"), reference)
         original = model_path(s["models"]["synthesizer"])
         synthesizer = self.synthesizer(original, [dp.path("samples")])
-        iterations = [{"synthesizer": synthesizer}]
+        iterations = [Iteration(synthesizer)]
         offset = 0
         for i, it in enumerate(s["bootstrap"]["iterations"], start=1):
-            step = self.iteration(i, it, offset, seed, synthesizer, reference, dp_features, scorer)
+            shards, select = self.iteration(i, it, offset, pool.seed, synthesizer, reference, dp_features, scorer)
             offset += it["snippets"]
             init = original if s["bootstrap"].get("init", "initial") == "initial" else self.last_checkpoint(synthesizer)
-            data = [step["select"].path("selected")]
+            data = [select.path("selected")]
             if s["bootstrap"].get("data_mix", "selected") == "selected+dp":
                 data.append(dp.path("samples"))
             synthesizer = self.synthesizer(init, data, previous=synthesizer if init.startswith(WORK) else None)
-            step["synthesizer"] = synthesizer
-            iterations.append(step)
-        final = self.synthesize(seed.path("supply"), self.last_checkpoint(synthesizer), offset, s["final"]["size"])
-        target = self.target(final, seed)
+            iterations.append(Iteration(synthesizer, shards, select))
+        final = self.synthesize(pool.seed.path("supply"), self.last_checkpoint(synthesizer), offset, s["final"]["size"])
+        target = self.target(final, pool.seed)
         evaluation = self.evaluate(target, s["evaluation"])
         probes = {}
         for stage in s.get("probes", {}).get("stages", []):
-            model = original if stage == "original" else self.last_checkpoint(iterations[stage]["synthesizer"])
-            probes["original" if stage == "original" else f"iter{stage}"] = self.probe(seed, model, offset)
-        return {"settings": s, "pool": pool, "teacher": dp, "scorer": scorer, "reference": reference,
-                "dp_features": dp_features, "iterations": iterations, "final": final, "target": target,
-                "evaluate": evaluation, "probes": probes, "nodes": list(self.nodes.values())}
+            model = original if stage == "original" else self.last_checkpoint(iterations[stage].synthesizer)
+            probes["original" if stage == "original" else f"iter{stage}"] = self.probe(pool.seed, model, offset)
+        return Run(self.name, s, pool, dp, scorer, reference, dp_features, iterations, final, target, evaluation,
+                   probes, list(self.nodes.values()))
+
+    # --- the snippet pool (Appendix A, B) ---------------------------------------------------------
+
+    def snippet_pool(self) -> Pool:
+        p, m = self.s["pool"], self.s["models"]
+        extract = self.add("extract", {}, {"sources": p["sources"], "limit": p.get("limit"),
+                                           "seed": p["seed"].get("seed", 0)})
+        dedup = self.add("dedup", {"functions": extract.path("functions")}, p["dedup"])
+        filt = self.add("filter", {"pool": dedup.path("pool")}, p["filter"])
+        quality = self.add("quality", {"pool": filt.path("pool"), **model_inputs(m["quality"])},
+                           {"generator": backend_spec(self.s["backends"]["quality"], m["quality"]), **p["quality"]},
+                           "generate")
+        decon = self.add("decontaminate", {"pool": quality.path("pool")}, p["decontaminate"])
+        embedder = "minilm" if m["embedder"] == "embedded:minilm" else m["embedder"]
+        # embeddings of the whole pool: a GPU job on the cluster (instructor-large)
+        categorize = self.add("categorize", {"pool": decon.path("pool")}, {"embedder": embedder, **p["categorize"]},
+                              "generate")
+        seed = self.add("seed", {"pool": categorize.path("pool")}, p["seed"])
+        return Pool(extract, dedup, filt, quality, decon, categorize, seed)
+
+    # --- the enhanced synthesizer: D_p from the teacher, then fine-tuning (iteration 0) -----------
+
+    def teacher(self, seed: Node) -> Node:
+        s = self.s
+        return self.add("teacher", {"snippets": seed.path("seeds"), **model_inputs(s["models"]["teacher"])},
+                        {"generator": backend_spec(s["backends"]["teacher"], s["models"]["teacher"]),
+                         "model_name": s["models"]["teacher"], "sampling": s["teacher"].get("sampling", {}),
+                         "protocol": s["teacher"].get("protocol", "single")},
+                        "generate")
+
+    def synthesizer(self, init: str, data: list[str], previous: Node | None = None) -> Node:
+        inputs = {"data": data}
+        if previous is not None:
+            inputs["init"] = previous.path("checkpoint", m=self.num_checkpoints)
+        else:
+            inputs.update(model_inputs(self.s["models"]["synthesizer"]))
+        return self.add("synthesizer", inputs,
+                        {"model": init, "format": "synthesis", "checkpoints": self.num_checkpoints,
+                         "train": self.s["synthesizer"]["train"]}, "train", role="synthesizer")
+
+    @property
+    def num_checkpoints(self) -> int:
+        return self.s["synthesizer"]["checkpoints"]
 
     def last_checkpoint(self, synthesizer: Node) -> str:
         return synthesizer.path("checkpoint", m=self.num_checkpoints)
 
-    def synthesize(self, snippets: str, model: str, start: int, count: int, n: int = 1) -> Node:
-        """Synthesis samples from ``model`` over ``count`` snippets from ``start`` (final data, probes,
-        the scorer's training data)."""
+    # --- each bootstrap iteration: multi-checkpoint sampling, multi-aspect scoring, influence -----
+
+    @property
+    def sampling(self) -> dict:
+        keys = ("temperature", "top_p", "max_new_tokens", "seed")
+        return {k: self.s["sampling"][k] for k in keys if k in self.s["sampling"]}
+
+    def iteration(self, i, it, offset, seed, synthesizer, reference, dp_features,
+                  scorer) -> tuple[list[Shard], Node]:
+        """Sampling, scoring, best-of and influence run per shard of the iteration's snippets
+        (``bootstrap.shards`` parallel jobs each); the top-K selection gathers all shards."""
+        shards = self.s["bootstrap"].get("shards", 1)
+        bounds = [it["snippets"] * p // shards for p in range(shards + 1)]
+        parts = [self.shard(i, offset + lo, hi - lo, seed, synthesizer, reference, dp_features, scorer)
+                 for lo, hi in zip(bounds, bounds[1:]) if hi > lo]
+        by = self.s["bootstrap"].get("selection", "influence")
+        inputs = {"candidates": [p.best.path("candidates") for p in parts]}
+        if by == "influence":
+            inputs["features"] = [p.gradients.path("features") for p in parts]
+            inputs["reference_features"] = dp_features.path("features")
+        elif by in ("low_perplexity", "high_perplexity"):
+            inputs["perplexity"] = [p.perplexity.path("perplexity") for p in parts]
+        select = self.add("select", inputs,
+                          {"size": it["select"], "by": by, "seed": self.s["bootstrap"].get("seed", 0)})
+        return parts, select
+
+    def shard(self, i, start, count, seed, synthesizer, reference, dp_features, scorer: Scorer) -> Shard:
         s = self.s
-        inputs = {"snippets": snippets, **({"model": model} if model.startswith(WORK) else model_inputs(model))}
-        return self.add("synthesize", inputs,
-                        {"generator": backend_spec(s["backends"]["sampling"], model), "start": start,
-                         "count": count, "sampling": {**self.sampling, "n": n},
-                         "protocol": s["sampling"].get("protocol", "single")}, "generate")
+        multi = s["sampling"].get("multi_checkpoint", True)
+        n = s["sampling"].get("n", 1)
+        # Without multi-checkpoint sampling the same M*N samples come from the last checkpoint.
+        checkpoints = list(range(1, self.num_checkpoints + 1)) if multi else [self.num_checkpoints]
+        # {m} is left for the sampling job: each job reads only its own checkpoint, which its
+        # generator serves (the key names the synthesizer by its role: the checkpoint is an input)
+        sample = self.add("sample", {"snippets": seed.path("supply"),
+                                     "checkpoint": synthesizer.path("checkpoint", m="{m}")},
+                          {"generator": backend_spec(s["backends"]["sampling"], "synthesizer"),
+                           "iteration": i, "start": start, "count": count, "checkpoint_list": checkpoints,
+                           "sampling": {**self.sampling, "n": n if multi else n * self.num_checkpoints},
+                           "protocol": s["sampling"].get("protocol", "single")},
+                          "generate", models={"generator": "checkpoint"})
+        sample_files = [sample.path("samples", m=m) for m in checkpoints]
+        sc = s["scorer"]
+        score = None
+        if sc.get("enabled", True):
+            model = scorer.model
+            inputs = ({"scorer": model.path("model")} if model is not None else model_inputs(s["models"]["scorer"]))
+            score = self.add(
+                "score", {"samples": sample_files, **inputs},
+                {"generator": backend_spec(s["backends"]["scoring"],
+                                           model.path("model") if model is not None else s["models"]["scorer"]),
+                 "aspects": sc["aspects"], "mode": sc.get("mode", "generate"),
+                 "max_new_tokens": sc.get("max_new_tokens", 160)}, "generate")
+            inputs = {"scored": score.path("scored")}
+            if scorer.weights is not None:
+                inputs["weights"] = scorer.weights.path("weights")
+            best = self.add("best", inputs, {"selector": sc["selector"], "weights": sc["weights"],
+                                             "aspects": list(sc["aspects"])})
+        else:  # Table 4 "w/o multi-aspect scoring": one random candidate per snippet (our reading)
+            best = self.add("best", {"scored": sample_files}, {"selector": "random", "seed": sc.get("seed", 0)})
+        part = Shard(sample, sample_files, best, score)
+        by = s["bootstrap"].get("selection", "influence")
+        if by == "influence":
+            part.gradients = self.gradients(best.path("candidates"), reference, dp_features)
+        elif by in ("low_perplexity", "high_perplexity"):
+            part.perplexity = self.perplexity(best.path("candidates"), reference)
+        return part
 
-    def evaluate(self, target: Node, evaluation: dict) -> Node:
-        return self.add("evaluate", {"model": target.path("model")},
-                        {"generator": backend_spec(self.s["backends"]["evaluation"], target.path("model")),
-                         **evaluation}, "generate")
-
-    def finetune(self, data: list[str], model: str, train: dict, phase: str, external: str | None = None,
-                 size: int | None = None) -> Node:
-        """A fine-tuned target model (phase 1 and 2 of SCoder, probes, weight experiments)."""
-        inputs = {"data": data, **({"init": model} if model.startswith(WORK) else model_inputs(model))}
-        return self.add("target", inputs, {"model": model_path(model), "phase": phase, "format": "instruction",
-                                           "external_data": external, "size": size, "train": train}, "train")
-
-    def probe(self, seed: Node, model: str, offset: int) -> dict:
-        """Table 2: the target base model fine-tuned on data from one stage's synthesizer, evaluated."""
-        p = self.s["probes"]
-        data = self.synthesize(seed.path("supply"), model, offset, p["size"])
-        target = self.finetune([data.path("samples")], self.s["models"]["target"], p["train"], "probe")
-        return {"synthesize": data, "target": target, "evaluate": self.evaluate(target, self.s["evaluation"])}
-
-    def scorer(self, seed: Node, dp: Node) -> dict:
+    def scorer(self, seed: Node, dp: Node) -> Scorer:
         """The multi-aspect scorer (Appendix C): its training data scored by the teacher, the
         fine-tuned scorer, and the aspect weights (uniform, fixed, or learned from K experiments)."""
         s, sc = self.s, self.s["scorer"]
-        out: dict = {"model": None, "annotation": None, "weights": None}
+        out = Scorer()
         if not sc.get("enabled", True):
             return out
         learned = sc["weights"]["method"] == "learned"
@@ -226,18 +254,18 @@ class _RunBuilder:
                                 "file": len(files) - 1 if path is not None else None,
                                 "data": None if path is not None else source["data"]})
             data = self.add("scorer_data", {"samples": files}, {"sources": sources, "seed": sc["data"].get("seed", 0)})
-            out["annotation"] = self.add(
+            out.annotation = self.add(
                 "score", {"samples": [data.path("data")], **model_inputs(s["models"]["teacher"])},
                 {"generator": backend_spec(s["backends"]["teacher"], s["models"]["teacher"]),
                  "aspects": sc["aspects"], "mode": sc["data"].get("mode", "generate"),
                  "max_new_tokens": sc.get("max_new_tokens", 160)}, "generate")
         if sc.get("train"):
-            out["model"] = self.add("scorer", {"data": [out["annotation"].path("scored")],
-                                               **model_inputs(s["models"]["scorer"])},
-                                    {"model": model_path(s["models"]["scorer"]), "format": "scoring",
-                                     "aspects": sc["aspects"], "train": sc["training"]}, "train")
+            out.model = self.add("scorer", {"data": [out.annotation.path("scored")],
+                                            **model_inputs(s["models"]["scorer"])},
+                                 {"model": model_path(s["models"]["scorer"]), "format": "scoring",
+                                  "aspects": sc["aspects"], "train": sc["training"]}, "train", role="scorer")
         if learned:
-            out["weights"] = self.weights(out["annotation"])
+            out.weights = self.weights(out.annotation)
         return out
 
     def weights(self, annotation: Node) -> Node:
@@ -256,45 +284,13 @@ class _RunBuilder:
         return self.add("weights", {"mixes": mixes, "scores": scores},
                         {"aspects": aspects, "alpha": w["alpha"], "metric": w["metric"]})
 
-    def standin(self, seed: Node, data: str, size: int | None) -> Node:
-        return self.add("standin", {"snippets": seed.path("supply")}, {"kind": data.split(":", 1)[1], "size": size})
-
-    @property
-    def num_checkpoints(self) -> int:
-        return self.s["synthesizer"]["checkpoints"]
-
-    @property
-    def sampling(self) -> dict:
-        keys = ("temperature", "top_p", "max_new_tokens", "seed")
-        return {k: self.s["sampling"][k] for k in keys if k in self.s["sampling"]}
-
-    def snippet_pool(self) -> dict:
-        p, m = self.s["pool"], self.s["models"]
-        extract = self.add("extract", {}, {"sources": p["sources"], "limit": p.get("limit"),
-                                           "seed": p["seed"].get("seed", 0)})
-        dedup = self.add("dedup", {"functions": extract.path("functions")}, p["dedup"])
-        filt = self.add("filter", {"pool": dedup.path("pool")}, p["filter"])
-        quality = self.add("quality", {"pool": filt.path("pool"), **model_inputs(m["quality"])},
-                           {"generator": backend_spec(self.s["backends"]["quality"], m["quality"]), **p["quality"]},
-                           "generate")
-        decon = self.add("decontaminate", {"pool": quality.path("pool")}, p["decontaminate"])
-        embedder = "minilm" if m["embedder"] == "embedded:minilm" else m["embedder"]
-        # embeddings of the whole pool: a GPU job on the cluster (instructor-large)
-        categorize = self.add("categorize", {"pool": decon.path("pool")}, {"embedder": embedder, **p["categorize"]},
-                              "generate")
-        seed = self.add("seed", {"pool": categorize.path("pool")}, p["seed"])
-        return {"extract": extract, "dedup": dedup, "filter": filt, "quality": quality,
-                "decontaminate": decon, "categorize": categorize, "seed": seed}
-
-    def synthesizer(self, init: str, data: list[str], previous: Node | None = None) -> Node:
-        inputs = {"data": data}
-        if previous is not None:
-            inputs["init"] = previous.path("checkpoint", m=self.num_checkpoints)
-        else:
-            inputs.update(model_inputs(self.s["models"]["synthesizer"]))
-        return self.add("synthesizer", inputs,
-                        {"model": init, "format": "synthesis", "checkpoints": self.num_checkpoints,
-                         "train": self.s["synthesizer"]["train"]}, "train")
+    def reference(self, dp: Node) -> Node:
+        """The LoRA reference model trained on D_p (its checkpoints give the gradients)."""
+        s = self.s
+        return self.add("reference", {"data": [dp.path("samples")], **model_inputs(s["models"]["reference"])},
+                        {"model": model_path(s["models"]["reference"]), "format": "instruction",
+                         "lora": s["reference"]["lora"], "train": s["reference"]["train"],
+                         "checkpoints": s["reference"].get("checkpoints", 1)}, "train", role="reference")
 
     def gradients(self, data: str, reference: Node, dp_features: Node | None = None) -> Node:
         """Projected gradients of ``data`` under every reference checkpoint (the training log gives
@@ -315,63 +311,6 @@ class _RunBuilder:
                          **({"structured": inf.get("structured", {})} if structured else {})},
                         "gradients")
 
-    def iteration(self, i, it, offset, seed, synthesizer, reference, dp_features, scorer) -> dict:
-        """Sampling, scoring, best-of and influence run per shard of the iteration's snippets
-        (``bootstrap.shards`` parallel jobs each); the top-K selection gathers all shards."""
-        shards = self.s["bootstrap"].get("shards", 1)
-        bounds = [it["snippets"] * p // shards for p in range(shards + 1)]
-        parts = [self.shard(i, offset + lo, hi - lo, seed, synthesizer, reference, dp_features, scorer)
-                 for lo, hi in zip(bounds, bounds[1:]) if hi > lo]
-        by = self.s["bootstrap"].get("selection", "influence")
-        inputs = {"candidates": [p["best"].path("candidates") for p in parts]}
-        if by == "influence":
-            inputs["features"] = [p["gradients"].path("features") for p in parts]
-            inputs["reference_features"] = dp_features.path("features")
-        elif by in ("low_perplexity", "high_perplexity"):
-            inputs["perplexity"] = [p["perplexity"].path("perplexity") for p in parts]
-        select = self.add("select", inputs, {"k": it["select"], "by": by, "seed": self.s["bootstrap"].get("seed", 0)})
-        return {"shards": parts, "select": select}
-
-    def shard(self, i, start, count, seed, synthesizer, reference, dp_features, scorer) -> dict:
-        s = self.s
-        multi = s["sampling"].get("multi_checkpoint", True)
-        n = s["sampling"].get("n", 1)
-        # Without multi-checkpoint sampling the same M*N samples come from the last checkpoint.
-        checkpoints = list(range(1, self.num_checkpoints + 1)) if multi else [self.num_checkpoints]
-        # {m} is left for the sampling job: each job reads only its own checkpoint.
-        sample = self.add("sample", {"snippets": seed.path("supply"),
-                                     "checkpoint": synthesizer.path("checkpoint", m="{m}")},
-                          {"generator": backend_spec(s["backends"]["sampling"], "synthesizer"),
-                           "iteration": i, "start": start, "count": count, "checkpoint_list": checkpoints,
-                           "sampling": {**self.sampling, "n": n if multi else n * self.num_checkpoints},
-                           "protocol": s["sampling"].get("protocol", "single")},
-                          "generate")
-        sample_files = [sample.path("samples", m=m) for m in checkpoints]
-        sc = s["scorer"]
-        part = {"sample": sample, "sample_files": sample_files}
-        if sc.get("enabled", True):
-            model = scorer["model"]
-            inputs = ({"scorer": model.path("model")} if model is not None else model_inputs(s["models"]["scorer"]))
-            part["score"] = self.add(
-                "score", {"samples": sample_files, **inputs},
-                {"generator": backend_spec(s["backends"]["scoring"],
-                                           model.path("model") if model is not None else s["models"]["scorer"]),
-                 "aspects": sc["aspects"], "mode": sc.get("mode", "generate"),
-                 "max_new_tokens": sc.get("max_new_tokens", 160)}, "generate")
-            inputs = {"scored": part["score"].path("scored")}
-            if scorer["weights"] is not None:
-                inputs["weights"] = scorer["weights"].path("weights")
-            part["best"] = self.add("best", inputs, {"selector": sc["selector"], "weights": sc["weights"],
-                                                     "aspects": list(sc["aspects"])})
-        else:  # Table 4 "w/o multi-aspect scoring": one random candidate per snippet (our reading)
-            part["best"] = self.add("best", {"scored": sample_files}, {"selector": "random", "seed": sc.get("seed", 0)})
-        by = s["bootstrap"].get("selection", "influence")
-        if by == "influence":
-            part["gradients"] = self.gradients(part["best"].path("candidates"), reference, dp_features)
-        elif by in ("low_perplexity", "high_perplexity"):
-            part["perplexity"] = self.perplexity(part["best"].path("candidates"), reference)
-        return part
-
     def perplexity(self, data: str, reference: Node) -> Node:
         """Perplexity of each candidate's response under the reference model (Figure 4's
         perplexity selectors; which model the paper used is not stated)."""
@@ -380,6 +319,29 @@ class _RunBuilder:
                                        **model_inputs(self.s["models"]["reference"])},
                         {"model": model_path(self.s["models"]["reference"]),
                          "max_length": inf.get("max_length", 4096)}, "gradients")
+
+    # --- the final data, the target model (SCoder) and its evaluation ------------------------------
+
+    def synthesize(self, snippets: str, model: str, start: int, count: int, n: int = 1) -> Node:
+        """Synthesis samples from ``model`` over ``count`` snippets from ``start`` (final data, probes,
+        the scorer's training data)."""
+        s = self.s
+        inputs = {"snippets": snippets, **({"model": model} if model.startswith(WORK) else model_inputs(model))}
+        return self.add("synthesize", inputs,
+                        {"generator": backend_spec(s["backends"]["sampling"], model), "start": start,
+                         "count": count, "sampling": {**self.sampling, "n": n},
+                         "protocol": s["sampling"].get("protocol", "single")}, "generate")
+
+    def standin(self, seed: Node, data: str, size: int | None) -> Node:
+        return self.add("standin", {"snippets": seed.path("supply")}, {"kind": data.split(":", 1)[1], "size": size})
+
+    def finetune(self, data: list[str], model: str, train: dict, phase: str, external: str | None = None,
+                 size: int | None = None) -> Node:
+        """A fine-tuned target model (phase 1 and 2 of SCoder, probes, weight experiments)."""
+        inputs = {"data": data, **({"init": model} if model.startswith(WORK) else model_inputs(model))}
+        return self.add("target", inputs, {"model": model_path(model), "phase": phase, "format": "instruction",
+                                           "external_data": external, "size": size, "train": train},
+                        "train", role="target")
 
     def target(self, final: Node, seed: Node) -> Node:
         t = self.s["target"]
@@ -392,38 +354,42 @@ class _RunBuilder:
                                    external=data, size=t["phase1"].get("size"))
         return self.finetune([final.path("samples")], phase1.path("model"), t["phase2"]["train"], "2")
 
+    def evaluate(self, target: Node, evaluation: dict) -> Node:
+        return self.add("evaluate", {"model": target.path("model")},
+                        {"generator": backend_spec(self.s["backends"]["evaluation"], target.path("model")),
+                         **evaluation}, "generate")
 
-def run_nodes(run: dict) -> list[Node]:
-    """Every node of a run, in the order the method lays them out."""
-    return list(run["nodes"])
-
-
-def report_files(run: dict) -> dict[str, str]:
-    """Named files the run's results are assembled from."""
-    files = {}
-    for name, node in run["pool"].items():
-        files[f"{name}_stats"] = node.path("stats")
-    files["teacher_stats"] = run["teacher"].path("stats")
-    files["evaluation"] = run["evaluate"].path("scores")
-    for i, step in enumerate(run["iterations"]):
-        files[f"iter{i}_train_log"] = step["synthesizer"].path("log")
-        if i:
-            for name in ("score", "best"):
-                files[f"iter{i}_{name}_stats"] = [p[name].path("stats") for p in step["shards"] if name in p]
-            files[f"iter{i}_select_stats"] = step["select"].path("stats")
-    if run["scorer"]["annotation"] is not None:
-        files["scorer_annotation_stats"] = run["scorer"]["annotation"].path("stats")
-    if run["scorer"]["model"] is not None:
-        files["scorer_log"] = run["scorer"]["model"].path("log")
-    if run["scorer"]["weights"] is not None:
-        files["weights"] = run["scorer"]["weights"].path("weights")
-    files["final_stats"] = run["final"].path("stats")
-    files["target_log"] = run["target"].path("log")
-    return files
+    def probe(self, seed: Node, model: str, offset: int) -> Probe:
+        """Table 2: the target base model fine-tuned on data from one stage's synthesizer, evaluated."""
+        p = self.s["probes"]
+        data = self.synthesize(seed.path("supply"), model, offset, p["size"])
+        target = self.finetune([data.path("samples")], self.s["models"]["target"], p["train"], "probe")
+        return Probe(data, target, self.evaluate(target, self.s["evaluation"]))
 
 
-def probe_files(run: dict, probe: str) -> dict[str, str]:
-    """Files of one per-iteration probe (Table 2)."""
-    p = run["probes"][probe]
-    return {"evaluation": p["evaluate"].path("scores"), "synthesize_stats": p["synthesize"].path("stats"),
-            "target_log": p["target"].path("log")}
+def main(argv: list[str] | None = None) -> None:
+    """Print the runs, input files and settings of the stage instances under the given folders."""
+    import yaml
+
+    from scoder.config import validate, validate_soda
+    from scoder.soda.plan import SodaPlan
+
+    with open("config/config.yaml", encoding="utf-8") as f:
+        config = yaml.safe_load(f)
+    plan = Plan(validate(config))
+    plans = [plan, SodaPlan(validate_soda(config), plan)]
+    for folder in argv if argv is not None else sys.argv[1:]:
+        parts = folder.rstrip("/").split("/")
+        if len(parts) < 3 or parts[-3] != WORK:
+            raise SystemExit(f"{folder}: expected a stage folder {WORK}/<stage>/<key>")
+        stage, key = parts[-2:]
+        owner = next((p for p in plans if stage in p.files), None)
+        if owner is None:
+            raise SystemExit(f"{folder}: no stage '{stage}' (stages: {', '.join(sorted(FILES))}, soda_*)")
+        node = owner.node(stage, key)
+        print(json.dumps({"stage": stage, "key": key, "runs": node.runs, "inputs": node.inputs,
+                          "settings": node.settings()}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -386,7 +386,7 @@ def _probe_order(name: str) -> int:
 
 
 def render_run(files: dict, outputs: dict[str, str], aspects: list[str], categories: list[str] | None = None) -> dict:
-    """Draw every figure of a run from its files: keys as in ``scoder.plan.report_files``, plus
+    """Draw every figure of a run from its files: keys as in ``scoder.layout.Run.report_files``, plus
     ``results``, ``iter<i>_scored`` (one file or one per shard) and ``probe_<name>`` (optional)."""
     stats = {s: read_json(files[f"{s}_stats"]) for s in POOL_STAGES if f"{s}_stats" in files}
     results = read_json(files["results"])

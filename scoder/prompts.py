@@ -79,7 +79,7 @@ def extract_code(text: str) -> str:
     return "\n\n".join(code.strip("\n") for code in python if code.strip())
 
 
-def _looks_like_code(text: str) -> bool:
+def looks_like_code(text: str) -> bool:
     """Unfenced text that parses as Python and defines or computes something."""
     try:
         tree = ast.parse(text)
@@ -115,7 +115,7 @@ def parse_synthesis(text: str) -> tuple[dict | None, str | None]:
     if not _FENCE.search(solution):
         if not solution:
             return None, "missing_solution"
-        if not _looks_like_code(solution):
+        if not looks_like_code(solution):
             return None, "empty_code"
         solution = f"```python\n{solution}\n```"  # bare code: keep it, fenced
     if not extract_code(solution):

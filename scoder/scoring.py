@@ -250,6 +250,18 @@ def best_candidates(
     return [rec for _, rec in best.values()]
 
 
+def aspect_weights(spec: dict, aspects: list[str], learned: dict | None = None) -> dict[str, float]:
+    """The w of eq. 1 that ``scorer.weights`` configures: uniform, fixed ``weights``, or the
+    ``learned`` ones (the weights stage's ``weights.json``); every aspect needs one."""
+    if spec["method"] == "uniform":
+        return {a: 1.0 / len(aspects) for a in aspects}
+    weights = learned["weights"] if spec["method"] == "learned" else spec.get("weights", {})
+    missing = [a for a in aspects if a not in weights]
+    if missing:
+        raise ValueError(f"scorer.weights: no weight for aspect(s) {', '.join(missing)}")
+    return {a: float(weights[a]) for a in aspects}
+
+
 # ---------------------------------------------------------------- learning the weights (eq. 2)
 
 def fit_weights(
@@ -323,7 +335,7 @@ def scorer_training_pool(files: list[str], sources: list[dict], *, seed: int) ->
     A source reads ``files[source["file"]]`` (a workflow output) or an external JSONL
     (``data``: evol-codealpaca-style ``instruction``/``output`` or ``problem``/``solution``).
     A source with more samples than ``count`` is subsampled with ``seed``."""
-    from scoder.steps import load_training_samples
+    from scoder.data import load_training_samples
 
     rng = np.random.default_rng(seed)
     pool, counts = [], {}

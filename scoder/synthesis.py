@@ -1,7 +1,8 @@
 """Synthesis: ask a model the synthesis prompt for every seed snippet.
 
-One function serves the teacher (GPT-4o writing D_p) and the synthesizer's
-multi-checkpoint sampling (N samples from each of M checkpoints):
+One function serves the teacher (GPT-4o writing D_p), the synthesizer's
+multi-checkpoint sampling (N samples from each of M checkpoints) and the final
+synthesis:
 
     stats = synthesize(snippets, make_generator(spec), "dp.jsonl", n=1,
                        temperature=0.0, top_p=1.0, max_new_tokens=2048, seed=0,
@@ -10,26 +11,30 @@ multi-checkpoint sampling (N samples from each of M checkpoints):
 It resumes like starcoder2-self-align's ``self_ossinstruct.py``: a frozen
 dataclass of the arguments that determine the output, and its fingerprint,
 are stored beside the output; each finished batch is appended to a progress
-ledger ``<out>.progress.jsonl`` (the source of truth) and to the output files.
-A rerun with the same fingerprint requests only the snippets not yet
-answered and rebuilds the outputs from the ledger (so it survives Snakemake
-deleting an incomplete output); another fingerprint starts over.  Batch b is
-sampled with a seed derived from (seed, b), so a resumed run writes what an
-uninterrupted one would have.
+ledger ``<out>.progress.jsonl`` (``scoder.ledger``, the source of truth) and to
+the output files.  A rerun with the same fingerprint requests only the
+snippets not yet answered and rebuilds the outputs from the ledger (so it
+survives Snakemake deleting an incomplete output); another fingerprint starts
+over.  Batch b is sampled with a seed derived from (seed, b), so a resumed run
+writes what an uninterrupted one would have.  ``synthesize_to`` is the stage:
+it makes the generator, answers in the stage's progress folder and publishes
+the declared output.
 """
 from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import os
+import shutil
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from .io import append_jsonl, read_json, write_json, write_jsonl
-from .llm import derive_seed
-from .prompts import SYNTHESIS_PROMPT, parse_synthesis, synthesis_messages
+from scoder.io import append_jsonl, digest, write_jsonl
+from scoder.ledger import Ledger, progress_path
+from scoder.llm import derive_seed, make_generator
+from scoder.prompts import (SYNTHESIS_PROMPT, extract_code, format_synthesis_response, parse_synthesis,
+                            synthesis_messages)
 
 
 @dataclass(frozen=True)
@@ -46,8 +51,7 @@ class SynthesisArgs:
     prompt_sha: str
 
     def fingerprint(self) -> str:
-        blob = json.dumps(dataclasses.asdict(self), sort_keys=True)
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+        return digest(dataclasses.asdict(self), 16)
 
 
 def sidecar_paths(out_path: str | os.PathLike) -> dict[str, Path]:
@@ -59,29 +63,13 @@ def sidecar_paths(out_path: str | os.PathLike) -> dict[str, Path]:
             "fingerprint": out.with_name(out.name + ".fingerprint.json")}
 
 
-def read_ledger(path: Path) -> list[dict]:
-    """Ledger entries; a torn last line (crash mid-write) is dropped."""
-    entries = []
-    if path.exists():
-        for line in path.read_text(encoding="utf-8").splitlines():
-            try:
-                entries.append(json.loads(line))
-            except json.JSONDecodeError:
-                break
-    return entries
-
-
-def _resume(paths: dict[str, Path], args: SynthesisArgs, ids: set[str]) -> set[str]:
+def _resume(ledger: Ledger, paths: dict[str, Path], args: SynthesisArgs, ids: set[str]) -> set[str]:
     """Snippet ids already answered under the same fingerprint, with the output
     files rewritten from the ledger; a new fingerprint clears everything."""
-    fp = args.fingerprint()
-    stored = read_json(paths["fingerprint"]) if paths["fingerprint"].exists() else None
-    entries = read_ledger(paths["progress"]) if stored and stored["fingerprint"] == fp else []
     # Keep only batches still wholly in the snippet list: the output is then a
     # function of (arguments, snippets) however the list changed between runs.
-    entries = [e for e in entries if set(e["snippet_ids"]) <= ids]
-    write_json(paths["fingerprint"], {"fingerprint": fp, "args": dataclasses.asdict(args)})
-    write_jsonl(paths["progress"], entries)
+    entries = ledger.resume(
+        args.fingerprint(), {"args": dataclasses.asdict(args)}, keep=lambda e: set(e["snippet_ids"]) <= ids)
     write_jsonl(paths["samples"], (r for e in entries for r in e["samples"]))
     write_jsonl(paths["failures"], (r for e in entries for r in e["failures"]))
     return {sid for e in entries for sid in e["snippet_ids"]}
@@ -106,7 +94,8 @@ def synthesize(snippets: list[dict], generator, out_path: str, *, n: int = 1,
                          seed=seed, batch_size=batch_size,
                          prompt_sha=hashlib.sha256(SYNTHESIS_PROMPT.encode()).hexdigest()[:16])
     paths = sidecar_paths(out_path)
-    done = _resume(paths, args, set(ids))
+    ledger = Ledger(paths["progress"], paths["fingerprint"])
+    done = _resume(ledger, paths, args, set(ids))
     resumed = len(done)
     usage_before = generator.usage
     requested, parsed, failed = 0, 0, Counter()
@@ -136,8 +125,8 @@ def synthesize(snippets: list[dict], generator, out_path: str, *, n: int = 1,
         requested += len(batch) * n
         parsed += len(samples)
         # Ledger first: it is what a resumed run trusts.
-        append_jsonl(paths["progress"], [{"batch": b, "snippet_ids": [s["id"] for s in batch],
-                                          "samples": samples, "failures": failures}])
+        ledger.append([{"batch": b, "snippet_ids": [s["id"] for s in batch], "samples": samples,
+                        "failures": failures}])
         append_jsonl(paths["samples"], samples)
         append_jsonl(paths["failures"], failures)
         done.update(s["id"] for s in batch)
@@ -147,3 +136,50 @@ def synthesize(snippets: list[dict], generator, out_path: str, *, n: int = 1,
             "resumed_snippets": resumed,
             "requested": requested, "parsed": parsed, "failed": dict(failed),
             "usage": {k: usage_after[k] - usage_before[k] for k in usage_after}}
+
+
+class TwoStepSynthesis:
+    """Answers the synthesis prompt in two requests: first the problem, then its
+    solution, returned in the two marked sections.  Not in the paper: a 135M model
+    cannot follow the two-section format in one pass, so the tiny run's teacher
+    uses this protocol (``teacher.protocol: two_step``) to give D_p real content."""
+
+    PROBLEM = ("Here is a Python function:\n```python\n{code}\n```\n"
+               "Write a short, self-contained programming task (2-4 sentences) asking someone to "
+               "implement a similar function. Only write the task.")
+    SOLUTION = "{problem}\n\nWrite the Python solution in a ```python code block."
+
+    def __init__(self, generator):
+        self.generator = generator
+
+    @property
+    def usage(self) -> dict:
+        return self.generator.usage
+
+    def generate(self, conversations, *, n: int = 1, **sampling) -> list[list[str]]:
+        codes = [extract_code(c[-1]["content"]) for c in conversations]
+        problems = self.generator.generate(
+            [[{"role": "user", "content": self.PROBLEM.format(code=code)}] for code in codes], n=n, **sampling)
+        flat = [p for group in problems for p in group]
+        solutions = self.generator.generate(
+            [[{"role": "user", "content": self.SOLUTION.format(problem=p.strip())}] for p in flat], n=1, **sampling)
+        answers = [format_synthesis_response(p.strip(), s[0].strip()) for p, s in zip(flat, solutions)]
+        return [answers[i * n:(i + 1) * n] for i in range(len(conversations))]
+
+
+def synthesize_to(out_path: str, snippets: list[dict], generator_spec: dict, sampling: dict, *,
+                  model_name: str, checkpoint: int | None = None, protocol: str = "single") -> dict:
+    """The synthesis stage (teacher, sampling, final synthesis): answer in the stage's progress
+    folder with the generator ``generator_spec`` describes, then publish ``out_path``."""
+    generator = make_generator(generator_spec)
+    if protocol == "two_step":
+        generator = TwoStepSynthesis(generator)
+    progress = progress_path(out_path)
+    progress.parent.mkdir(parents=True, exist_ok=True)
+    stats = synthesize(snippets, generator, str(progress), n=sampling.get("n", 1),
+                       temperature=sampling.get("temperature", 0.0), top_p=sampling.get("top_p", 1.0),
+                       max_new_tokens=sampling.get("max_new_tokens", 512), seed=sampling.get("seed", 0),
+                       model_name=model_name, checkpoint=checkpoint,
+                       batch_size=generator_spec.get("batch_size", 16))
+    shutil.copyfile(progress, out_path)
+    return stats

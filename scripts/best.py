@@ -1,19 +1,8 @@
 from statistics import mean
 
 from scoder.io import read_json, read_jsonl, write_json, write_jsonl
-from scoder.scoring import best_candidates, random_candidates
+from scoder.scoring import aspect_weights, best_candidates, random_candidates
 from scoder.smk import stage
-
-
-def aspect_weights(spec: dict, aspects: list[str], learned: str | None) -> dict:
-    if spec["method"] == "uniform":
-        return {a: 1.0 / len(aspects) for a in aspects}
-    weights = read_json(learned)["weights"] if spec["method"] == "learned" else spec.get("weights", {})
-    missing = [a for a in aspects if a not in weights]
-    if missing:
-        raise ValueError(f"scorer.weights: no weight for aspect(s) {', '.join(missing)}")
-    return {a: float(weights[a]) for a in aspects}
-
 
 with stage(snakemake) as (inp, out, s):
     if s["selector"] == "random":  # no multi-aspect scoring
@@ -21,7 +10,8 @@ with stage(snakemake) as (inp, out, s):
         best, weights = random_candidates(samples, seed=s["seed"]), None
     else:
         samples = read_jsonl(inp.scored)
-        weights = aspect_weights(s["weights"], s["aspects"], inp.get("weights"))
+        learned = read_json(inp.weights) if inp.get("weights") else None
+        weights = aspect_weights(s["weights"], s["aspects"], learned)
         best = best_candidates(samples, selector=s["selector"], weights=weights)
     write_jsonl(out.candidates, best)
     scores = [r["score"] for r in best if r["score"] is not None]

@@ -1,11 +1,11 @@
 from scoder.io import read_jsonl, write_json, write_jsonl
+from scoder.llm import make_generator
 from scoder.scoring import score_samples
 from scoder.smk import stage
-from scoder.steps import generator_for
 
 with stage(snakemake) as (inp, out, s):
     samples = [r for path in inp.samples for r in read_jsonl(path)]
-    generator = generator_for(s["generator"])
+    generator = make_generator(s["generator"])
     scored, stats = score_samples(samples, generator, s["aspects"], max_new_tokens=s["max_new_tokens"], mode=s["mode"],
                                   batch_size=s["generator"].get("batch_size", 16))
     write_jsonl(out.scored, scored)

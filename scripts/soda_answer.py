@@ -1,15 +1,13 @@
-from pathlib import Path
-
 from scoder.io import read_jsonl, write_json, write_jsonl
+from scoder.ledger import progress_dir
+from scoder.llm import make_generator
 from scoder.smk import stage
 from scoder.soda.feedback import answer
-from scoder.steps import generator_for
 
 with stage(snakemake) as (inp, out, s):
     questions = [q for path in inp.questions for q in read_jsonl(path)]
-    generator = generator_for({**s["generator"], "model": inp.model})
-    answers, stats = answer(questions, generator, str(Path(out.stats).parent / "progress" / "answers"),
-                            sampling=s["sampling"], model_name=inp.model,
+    answers, stats = answer(questions, make_generator(s["generator"]), str(progress_dir(out.stats) / "answers"),
+                            sampling=s["sampling"], model_name=s["generator"]["model"],
                             batch_size=s["generator"].get("batch_size", 8))
     write_jsonl(out.answers, answers)
     write_json(out.stats, {"stage": "soda_answer", "settings": s, **stats})

@@ -1,11 +1,11 @@
 from scoder.io import write_json, write_jsonl
+from scoder.llm import make_generator
 from scoder.smk import stage
 from scoder.soda.evaluate import evaluate_student
-from scoder.steps import generator_for
 
 with stage(snakemake) as (inp, out, s):
-    student = generator_for({**s["generator"], "model": inp.model})
-    scorer = generator_for(s["scorer_generator"])
+    student = make_generator(s["generator"])
+    scorer = make_generator(s["scorer_generator"])
     # the OpenAI chat API cannot continue EvalPlus's prefilled answer (as scoder.evaluate)
     settings = {"prefill": s["generator"].get("backend") != "openai", **s}
     result, completions = evaluate_student(student, scorer, settings, scorer_mode=s["scorer"]["mode"],

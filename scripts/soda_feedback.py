@@ -1,15 +1,15 @@
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 from scoder.io import read_jsonl, write_json, write_jsonl
+from scoder.ledger import progress_dir
+from scoder.llm import make_generator
 from scoder.smk import stage
 from scoder.soda.feedback import classify, execute, score_answers
-from scoder.steps import generator_for
 
 with stage(snakemake) as (inp, out, s):
     answers = read_jsonl(inp.answers)
-    scored, score_stats = score_answers(answers, generator_for(s["generator"]),
-                                        str(Path(out.stats).parent / "progress" / "score"), mode=s["scorer"]["mode"],
+    scored, score_stats = score_answers(answers, make_generator(s["generator"]),
+                                        str(progress_dir(out.stats) / "score"), mode=s["scorer"]["mode"],
                                         max_new_tokens=s["scorer"]["max_new_tokens"], model_name=s["generator"]["model"],
                                         batch_size=s["generator"].get("batch_size", 8))
     with ThreadPoolExecutor(max_workers=max(1, snakemake.threads)) as pool:

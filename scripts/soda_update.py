@@ -1,14 +1,13 @@
-from pathlib import Path
-
 from scoder.io import read_jsonl, write_json, write_jsonl
+from scoder.ledger import progress_dir
+from scoder.llm import make_generator
 from scoder.smk import stage
 from scoder.soda.update import write_questions
-from scoder.steps import generator_for
 
 with stage(snakemake) as (inp, out, s):
     existing = {q["question"] for path in inp.questions for q in read_jsonl(path)}
-    questions, stats = write_questions(read_jsonl(inp.levels), generator_for(s["generator"]),
-                                       str(Path(out.stats).parent / "progress" / "update"), total=s["total"],
+    questions, stats = write_questions(read_jsonl(inp.levels), make_generator(s["generator"]),
+                                       str(progress_dir(out.stats) / "update"), total=s["total"],
                                        ratio=s["ratio"], cycle=s["cycle"], sampling=s["sampling"],
                                        model_name=s["model_name"], by=s["by"], seed=s["seed"],
                                        batch_size=s["generator"].get("batch_size", 8), existing=existing)

@@ -3,13 +3,12 @@ per-iteration probes' data, and the scorer's training data from the original syn
 from scoder.data import supply_slice
 from scoder.io import read_jsonl, write_json
 from scoder.smk import stage
-from scoder.steps import synthesize_to
+from scoder.synthesis import synthesize_to
 
 with stage(snakemake) as (inp, out, s):
     supply = read_jsonl(inp.snippets)
     snippets = supply_slice(supply, s["start"], s["count"])
-    model = s["generator"]["model"]
-    stats = synthesize_to(out.samples, snippets, s["generator"], s["sampling"], model_name=model,
+    stats = synthesize_to(out.samples, snippets, s["generator"], s["sampling"], model_name=s["generator"]["model"],
                           protocol=s["protocol"])
     write_json(out.stats, {"stage": "synthesize", "settings": s, "in": len(snippets), "supply": len(supply),
                            "wrapped": s["start"] + s["count"] > len(supply), **stats})

@@ -1,6 +1,6 @@
 from scoder.io import read_jsonl, write_json
 from scoder.smk import stage
-from scoder.steps import synthesize_to
+from scoder.synthesis import synthesize_to
 
 with stage(snakemake) as (inp, out, s):
     snippets = read_jsonl(inp.snippets)

@@ -1,7 +1,7 @@
 """Shared fixtures: a micro model (random weights, SmolLM2 tokenizer) built once per session."""
 import pytest
 
-from scoder.models import build_micro_model
+from micro_model import build_micro_model
 
 
 @pytest.fixture(scope="session")

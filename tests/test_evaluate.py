@@ -213,7 +213,7 @@ EARLY_EXITS = {  # programs that end with exit code 0 before (or instead of) the
 
 
 def test_check_solution_passes_only_when_check_returns():
-    from scoder.evaluate import check_solution, load_humaneval
+    from humaneval_check import check_solution, load_humaneval
     strlen = load_humaneval(limit=24)[23]
     assert check_solution(strlen, strlen["prompt"] + strlen["canonical_solution"]) == {
         "task_id": "HumanEval/23", "passed": True, "reason": "passed"}

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from scoder.execution import LANGUAGES, check_program, missing_toolchain, run_program, toolchains
+from scoder.execution import LANGUAGES, check_program, missing_toolchain, run_program
 
 # Each language: a correct sum of two numbers from stdin, a logical error (wrong
 # answer), a crash at run time and a program that does not compile.
@@ -151,6 +151,11 @@ def test_memory_budget_holds_and_leaves_room_for_the_runtime(language, hog):
     assert small.passed and small.stdout.startswith("ok"), small
     big = run_program(language, hog.replace("{MB}", "1024"), memory_mb=256, timeout=20)
     assert big.status == "runtime_error" and "ok" not in big.stdout, big
+
+
+def toolchains() -> dict[str, str | None]:
+    """language -> the missing command, or None when it can run here."""
+    return {name: missing_toolchain(name) for name in LANGUAGES}
 
 
 def test_missing_toolchain_is_reported_not_faked():

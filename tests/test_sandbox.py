@@ -298,7 +298,7 @@ HOSTILE_BODIES = {  # HumanEval function bodies, by problem index; each ends in 
 def _hostile_mix(victims) -> tuple[list[dict], list[str]]:
     """8 HumanEval problems: 5 hostile bodies, 3 correct ones, the last of which first
     tries to delete and overwrite the host's files."""
-    from scoder.evaluate import load_humaneval
+    from humaneval_check import load_humaneval
     problems = load_humaneval(limit=8)
     bodies = [HOSTILE_BODIES.get(i, p["canonical_solution"]) for i, p in enumerate(problems)]
     attack = "".join(f"    for f in (os.remove, lambda p: open(p, 'w').write('x')):\n"
@@ -313,7 +313,7 @@ def test_evaluation_carries_on_through_hostile_completions(host_victims):
     each correct one passes, and the host's files survive."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from scoder.evaluate import check_solution
+    from humaneval_check import check_solution
     victims, _ = host_victims
     problems, bodies = _hostile_mix(victims)
     with ThreadPoolExecutor(2) as pool:
@@ -343,7 +343,7 @@ def test_evalplus_blames_only_the_solution_that_breaks_its_run():
     and one that prints a forged all-pass report and kills the run.  Each fails with the
     reason; the correct solution run beside them passes."""
     from scoder.benchmarks.evalplus_bench import convert_humaneval, run_evalplus
-    from scoder.evaluate import load_humaneval
+    from humaneval_check import load_humaneval
     problems = load_humaneval(limit=4)
     forged = ('{"eval": {' + ", ".join(f'"HumanEval/{i}": [["pass", null, "", ""]]' for i in range(4))
               + '}, "strays": []}')

@@ -8,8 +8,8 @@ import yaml
 from scoder.config import ConfigError, validate, validate_soda
 from scoder.plan import Plan
 from scoder.soda import feedback, knowledge, update
-from scoder.soda.plan import SodaPlan, run_nodes
-from scoder.train import to_preference
+from scoder.soda.plan import SodaPlan
+from scoder.training.trainer import to_preference
 
 with open("config/config.yaml") as f:
     CONFIG = yaml.safe_load(f)
@@ -95,7 +95,7 @@ def test_split_is_80_20_seeded_and_dpo_pairs_have_trl_preference_format():
 
 
 def test_dpo_pairs_train_with_trl_from_the_sft_model(micro_model, tmp_path):
-    from scoder.soda.learn import train_model
+    from scoder.training.launch import train_model
 
     records = [{"id": f"q{i}", "question": f"Return {i}.", "language": "python", "correct": "ok",
                 "correct_code": f"def f():\n    return {i}", "faulty_code": f"def f():\n    return {i} +"}
@@ -214,25 +214,25 @@ def soda_plan(config):
 def test_paper_runs_share_questions_and_first_cycle_knowledge_not_the_student():
     plan = soda_plan(CONFIG)
     cl, ds = plan.runs["cl"], plan.runs["ds"]
-    assert cl["questions"] is ds["questions"]
-    assert cl["cycles"][0]["teacher"] is ds["cycles"][0]["teacher"]
-    assert cl["cycles"][0]["split"] is ds["cycles"][0]["split"]
-    assert cl["cycles"][0]["sft"] is not ds["cycles"][0]["sft"]
-    assert len(cl["cycles"]) == 3 and "update" not in cl["cycles"][-1]
-    assert cl["cycles"][0]["dpo"].params["model"] == cl["cycles"][0]["sft"].path("model")  # SFT model = reference
+    assert cl.questions is ds.questions
+    assert cl.cycles[0].teacher is ds.cycles[0].teacher
+    assert cl.cycles[0].split is ds.cycles[0].split
+    assert cl.cycles[0].sft is not ds.cycles[0].sft
+    assert len(cl.cycles) == 3 and cl.cycles[-1].update is None
+    assert cl.cycles[0].dpo.params["model"] == cl.cycles[0].sft.path("model")  # SFT model = reference
 
 
 def test_dpo_beta_edit_reruns_dpo_and_what_follows_only():
     config = copy.deepcopy(CONFIG)
     config["soda_runs"]["tiny_beta"] = {"extends": "tiny", "dpo": {"beta": 0.5}}
     plan = soda_plan(config)
-    before = {(n.stage, n.key) for n in run_nodes(plan.runs["tiny"])}
-    after = {(n.stage, n.key) for n in run_nodes(plan.runs["tiny_beta"])}
+    before = {(n.stage, n.key) for n in plan.runs["tiny"].nodes}
+    after = {(n.stage, n.key) for n in plan.runs["tiny_beta"].nodes}
     changed = {stage for stage, _ in after - before}
     assert "soda_questions" not in changed
-    first, edited = plan.runs["tiny"]["cycles"][0], plan.runs["tiny_beta"]["cycles"][0]
-    assert all(first[s] is edited[s] for s in ("teacher", "split", "sft"))  # shared, computed once
-    assert first["dpo"] is not edited["dpo"]
+    first, edited = plan.runs["tiny"].cycles[0], plan.runs["tiny_beta"].cycles[0]
+    assert all(getattr(first, s) is getattr(edited, s) for s in ("teacher", "split", "sft"))  # shared, computed once
+    assert first.dpo is not edited.dpo
     # downstream of DPO: the answers, feedback, the next cycle's questions and knowledge, evaluation
     assert {"soda_dpo", "soda_answer", "soda_feedback", "soda_update", "soda_teacher", "soda_evaluate"} <= changed
 
@@ -240,7 +240,7 @@ def test_dpo_beta_edit_reruns_dpo_and_what_follows_only():
 def test_tiny_takes_its_questions_from_the_scoder_tiny_pool():
     plan = soda_plan(CONFIG)
     scoder = Plan(validate(CONFIG))
-    assert plan.runs["tiny"]["questions"].inputs["supply"] == scoder.runs["tiny"]["pool"]["seed"].path("supply")
+    assert plan.runs["tiny"].questions.inputs["supply"] == scoder.runs["tiny"].pool.seed.path("supply")
 
 
 def test_unknown_soda_setting_is_an_error_naming_it():

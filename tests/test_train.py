@@ -8,7 +8,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
 
-from scoder.train import (BASE_CHAT_TEMPLATE, build_sft_trainer, checkpoint_steps, gradient_accumulation_steps,
+from scoder.training.trainer import (BASE_CHAT_TEMPLATE, build_sft_trainer, checkpoint_steps, gradient_accumulation_steps,
                           main, train_dpo, train_sft)
 
 # a short system turn replaces SmolLM2's default one, keeping sequences (and steps) small
@@ -179,7 +179,7 @@ def test_cli_runs_dpo(micro_model, tmp_path):
               "chosen": [{"role": "assistant", "content": f"return {i} * {i}"}],
               "rejected": [{"role": "assistant", "content": f"return {i} +"}]} for i in range(2)]
     data.write_text("".join(json.dumps(p) + "\n" for p in pairs))
-    settings = json.dumps({"beta": 0.1, "epochs": 1, "learning_rate": 1e-3})  # inline, as scoder.steps passes it
+    settings = json.dumps({"beta": 0.1, "epochs": 1, "learning_rate": 1e-3})  # inline, as scoder.training.launch passes it
     main(["--method", "dpo", "--model", micro_model, "--data", str(data), "--out", str(tmp_path / "dpo"),
           "--settings", settings, "--global-batch-size", "1"])
     log = json.loads((tmp_path / "dpo" / "train_log.json").read_text())

@@ -189,11 +189,11 @@ def test_structured_projection_candidates_use_d_p_factors(workflow):
     config = yaml.safe_load((REPO / "config/config.yaml").read_text())
     config["runs"].update(yaml.safe_load((workflow / "micro.yaml").read_text())["runs"])
     run = Plan(validate(config)).runs["micro_structured"]
-    select = run["iterations"][1]["select"]
+    select = run.iterations[1].select
     assert planned_jobs(snakemake(workflow, "-n", select.path("selected"))) == {"gradients": 2, "select": 1}
     snakemake(workflow, select.path("selected"))
-    assert (workflow / run["dp_features"].path("features") / "ckpt1" / FACTORS).exists()
-    candidates = workflow / run["iterations"][1]["shards"][0]["gradients"].path("features") / "ckpt1"
+    assert (workflow / run.dp_features.path("features") / "ckpt1" / FACTORS).exists()
+    candidates = workflow / run.iterations[1].shards[0].gradients.path("features") / "ckpt1"
     assert not (candidates / FACTORS).exists()  # D_p's, not its own
     selected = [json.loads(line) for line in (workflow / select.path("selected")).read_text().splitlines()]
     assert len(selected) == 2 and all(-1 <= r["influence"] <= 1 for r in selected)

@@ -21,10 +21,9 @@ in the Full file reuse its completions and verdicts.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 from concurrent.futures import ThreadPoolExecutor
 
+from scoder.io import digest
 
 from .common import (harness_verdict, BASE_EOS, INSTRUCTION_PREFIX, GenerationCache, Protocol, Task, Unavailable, code_block,
                      generate, instruct_messages, read_records, require_file, sanitize, short, summarize)
@@ -138,7 +137,7 @@ def evaluate(generator, settings: dict, protocol: Protocol, cache: GenerationCac
 
             def grade(job):
                 task, solution = tasks[job[0]], job[2]
-                key = hashlib.sha256(json.dumps([task["test"], solution]).encode()).hexdigest()
+                key = digest([task["test"], solution])
                 if key not in verdicts:
                     verdicts[key] = check_solution(task, solution, timeout=timeout, memory_mb=memory_mb)
                 return verdicts[key]

@@ -5,14 +5,13 @@ extraction and the per-variant summary written to ``scores.json``.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import json
 import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from scoder.io import append_jsonl, iter_jsonl
+from scoder.io import append_jsonl, digest, iter_jsonl
 
 STYLES = ("base", "instruct")
 # EvalPlus 0.3.1 codegen.py (BigCodeBench uses the same two lines): the instruction
@@ -127,7 +126,7 @@ class GenerationCache:
     def key(prompt, protocol: Protocol, stop) -> str:
         spec = [prompt, protocol.style, protocol.n, protocol.temperature, protocol.top_p,
                 protocol.max_new_tokens, protocol.seed, list(stop or [])]
-        return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:24]
+        return digest(spec, 24)
 
     def add(self, items: dict[str, list[str]]) -> None:
         self.done.update(items)

@@ -8,7 +8,7 @@ mean projected gradient of D_p, and the top-K candidates by V(d) are kept::
     gradients_stage(model, reference, candidates, "cand_feats", k=8192)
     gradients_stage(model, reference, d_p, "dp_feats", k=8192)
     values = influence_from_features("cand_feats", "dp_feats")
-    selected = select_top_k(candidates, values, k=20_000)
+    selected = select_top_k(candidates, values, size=20_000)
 
 Options beyond the paper: LESS's Adam-preconditioned candidate gradients and several
 reference checkpoints weighted by their learning rate (``checkpoints``), and a structured

@@ -23,6 +23,14 @@ from scoder.io import read_json, write_json
 CHECKPOINTS = "checkpoints.json"
 
 
+def reference_checkpoint_dirs(adapter: str, num_checkpoints: int) -> list[str]:
+    """Where the reference stage publishes its M adapters: one is the folder itself, several are
+    its ckpt1..ckptM (the layout ``reference_checkpoints`` reads)."""
+    if num_checkpoints == 1:
+        return [adapter]
+    return [f"{adapter}/ckpt{m}" for m in range(1, num_checkpoints + 1)]
+
+
 def reference_checkpoints(reference: str) -> list[Path]:
     """The reference's adapters in training order: the folder itself, or its ckpt1..ckptM."""
     folder = Path(reference)

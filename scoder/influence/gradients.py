@@ -1,6 +1,6 @@
 """Per-example gradients of the response loss w.r.t. the LoRA parameters of the reference model.
 
-The loss of a chat example is the SFT loss of ``scoder.train``: mean token cross-entropy
+The loss of a chat example is the SFT loss of ``scoder.training``: mean token cross-entropy
 over the completion (the last assistant turn, tokenised the way TRL's prompt-completion
 path does it), truncated to ``max_length`` tokens from the start.
 
@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from scoder.train import BASE_CHAT_TEMPLATE, to_prompt_completion
+from scoder.training.trainer import BASE_CHAT_TEMPLATE, to_prompt_completion
 
 IGNORE = -100
 
@@ -40,7 +40,7 @@ def load_tokenizer(model: str, adapter: str | None = None):
     source = adapter if adapter and (Path(adapter) / "tokenizer_config.json").exists() else model
     tok = AutoTokenizer.from_pretrained(source)
     if not tok.chat_template:
-        tok.chat_template = BASE_CHAT_TEMPLATE  # as scoder.train does for base models
+        tok.chat_template = BASE_CHAT_TEMPLATE  # as scoder.training does for base models
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token
     return tok

@@ -97,42 +97,49 @@ def influence_from_features(candidates_dirs: str | Sequence[str], reference_dir:
     return weighted_influence(cand, ref, weights)
 
 
-def select_top_k(records: list[dict], values: np.ndarray, k: int, key: str = "influence",
+def select_top_k(records: list[dict], values: np.ndarray, size: int, key: str = "influence",
                  descending: bool = True) -> list[dict]:
-    """The ``k`` records with the highest (``descending``) or lowest values, best first (ties keep input
-    order, NaN last); each returned record is a copy with its value under ``key`` (NaN as None)."""
+    """The top-K: the ``size`` records with the highest (``descending``) or lowest values, best first
+    (ties keep input order, NaN last); each returned record is a copy with its value under ``key``
+    (NaN as None)."""
     values = np.asarray(values, dtype=np.float64)
     if len(values) != len(records):
         raise ValueError(f"{len(records)} records but {len(values)} values")
-    if k < 0:
-        raise ValueError(f"k must be >= 0, not {k}")
+    if size < 0:
+        raise ValueError(f"the selection size must be >= 0, not {size}")
     # a stable sort keeps input order among ties; NaN sorts after every number
-    order = np.argsort(np.where(np.isnan(values), np.inf, -values if descending else values), kind="stable")[:k]
+    order = np.argsort(np.where(np.isnan(values), np.inf, -values if descending else values),
+                       kind="stable")[:size]
     return [{**records[i], key: None if np.isnan(values[i]) else float(values[i])} for i in order]
 
 
 SELECTIONS = ("influence", "score", "random", "low_perplexity", "high_perplexity")
+# the field each selection writes its value to, and whether larger values come first
+_VALUES = {"influence": ("influence", True), "score": ("score", True), "random": ("random_rank", False),
+           "low_perplexity": ("perplexity", False), "high_perplexity": ("perplexity", True)}
 
 
-def select(candidates: list[dict], k: int, by: str = "influence", *, seed: int = 0,
+def select(candidates: list[dict], size: int, by: str = "influence", *, seed: int = 0,
            features: Sequence[str] = (), reference_features: str | None = None,
            perplexity: Sequence[float | None] = ()) -> tuple[list[dict], list[float | None]]:
-    """One iteration's top-K and every candidate's value: by influence V(d) (eq. 4, from the features
-    folders), or Table 4 / Figure 4's alternatives: the scorer's score, random, lowest or highest
-    response perplexity.  A missing value (no response tokens) is never preferred."""
+    """One iteration's top-K (K = ``size``) and every candidate's value: by influence V(d) (eq. 4, from
+    the features folders), or Table 4 / Figure 4's alternatives: the scorer's score, random, lowest or
+    highest response perplexity.  A missing value (no response tokens) is never preferred."""
+    if by not in _VALUES:
+        raise ValueError(f"bootstrap.selection must be one of {SELECTIONS}, not {by!r}")
     if by == "influence":
         values = influence_from_features(features, reference_features)
-        key, descending = "influence", True
     elif by == "score":
         values = np.array([r["score"] for r in candidates], dtype=np.float64)
-        key, descending = "score", True
     elif by == "random":
         values = np.random.default_rng(seed).permutation(len(candidates)).astype(np.float64)
-        key, descending = "random_rank", False
-    elif by in ("low_perplexity", "high_perplexity"):
-        values = np.array([np.nan if v is None else v for v in perplexity], dtype=np.float64)
-        key, descending = "perplexity", by == "high_perplexity"
     else:
-        raise ValueError(f"bootstrap.selection must be one of {SELECTIONS}, not {by!r}")
-    selected = select_top_k(candidates, values, k, key, descending)
+        values = np.array([np.nan if v is None else v for v in perplexity], dtype=np.float64)
+    selected = select_top_k(candidates, values, size, *_VALUES[by])
     return selected, [None if np.isnan(v) else float(v) for v in np.asarray(values, dtype=np.float64)]
+
+
+def selection_cut(selected: list[dict], by: str) -> float | None:
+    """The value of the last record selected ``by`` a criterion: the selection's threshold (None if
+    nothing was selected, or the last one has no value)."""
+    return selected[-1][_VALUES[by][0]] if selected else None

@@ -6,17 +6,17 @@ one cache, and an interrupted run never leaves a half-written entry.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import tempfile
 from pathlib import Path
 
+from scoder.io import digest
+
 
 def request_key(request: dict) -> str:
     """sha256 of the canonical JSON of everything that determines a response."""
-    blob = json.dumps(request, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+    return digest(request, ensure_ascii=False, separators=(",", ":"))
 
 
 class ResponseCache:

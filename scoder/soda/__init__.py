@@ -13,6 +13,6 @@ One distillation cycle, each stage a module with plain functions:
 * ``evaluate`` — pass@1, pass@10 and the model score on the benchmarks;
 * ``plan`` / ``report`` — the content-keyed DAG and ``results/soda_<run>.json``.
 
-LLM calls go through ``scoder.llm`` (``scoder.steps.generator_for``), training
-through ``scoder.train`` (TRL), execution through ``scoder.sandbox``.
+LLM calls go through ``scoder.llm`` (``scoder.llm.make_generator``), training
+through ``scoder.training`` (TRL), execution through ``scoder.sandbox``.
 """

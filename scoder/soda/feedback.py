@@ -4,7 +4,7 @@
 * a scoring model rates each answer with 1-6 points over the five rules of
   §3.3.1 (prompt of Fig. 3C; ``score_answers``).  Its training data are answers
   annotated by a stronger model (GPT-4 in the paper; ``annotate`` +
-  ``scorer_examples``), trained with ``scoder.train``;
+  ``scorer_examples``), trained with ``scoder.training``;
 * the answer's code is built and run in the sandbox in its language (Python, Java,
   JavaScript, C, C++, Go; ``scoder.execution``) and judged Pass/Fail, ignoring
   environment issues such as a missing third-party module (``execute``);

@@ -14,12 +14,12 @@ learnt from the commentary instead of the code.
 """
 from __future__ import annotations
 
-import ast
 import re
 from collections import Counter
 
 import numpy as np
 
+from scoder.prompts import looks_like_code
 from scoder.soda.generate import ask
 
 SYSTEM = "You are an AI code interpreter."
@@ -80,14 +80,6 @@ def asked_language(question: str, default: str = "python") -> str:
     return default
 
 
-def _looks_like_python(text: str) -> bool:
-    try:
-        tree = ast.parse(text)
-    except (SyntaxError, ValueError):
-        return False
-    return any(not isinstance(node, ast.Expr) for node in tree.body)
-
-
 def parse_solution(text: str, default_language: str = "python") -> tuple[dict | None, str | None]:
     """({"language", "code"}, None) from an answer, or (None, reason) with reason in
     empty, truncated, no_code.  The first fenced block in a known (or no) language
@@ -106,11 +98,11 @@ def parse_solution(text: str, default_language: str = "python") -> tuple[dict | 
     fences = list(_FENCE.finditer(text))
     if len(fences) == 1:
         head = text[:fences[0].start()].strip("\n")
-        if _looks_like_python(head):  # bare code closed by a stray fence, then prose
+        if looks_like_code(head):  # bare code closed by a stray fence, then prose
             return {"language": "python", "code": head}, None
     if len(fences) % 2 == 1:
         return None, "truncated"  # an opened code block the answer never closed
-    if _looks_like_python(text.strip()):
+    if looks_like_code(text.strip()):
         return {"language": "python", "code": text.strip("\n")}, None
     return None, "no_code"
 

@@ -1,6 +1,6 @@
 """SODA as a DAG of files: the stage instances each configured ``soda_runs:`` run needs.
 
-The same content-keyed mechanism as SCoder (``scoder.plan.Plan.add``): every
+The same content-keyed mechanism as SCoder (``scoder.dag``): every
 node writes into ``work/soda_<stage>/<key>/`` with ``key`` a digest of its
 settings and input paths, so runs that agree upstream share folders (the
 ``cl`` and ``ds`` runs share the questions and the teacher's first-cycle
@@ -17,7 +17,9 @@ answers the new ones, the earlier answers and splits are reused.
 """
 from __future__ import annotations
 
-from scoder.plan import FILES, WORK, Node, Plan, backend_spec, model_inputs, model_path
+from dataclasses import dataclass
+
+from scoder.dag import DAG, Node, backend_spec, file_pattern, model_inputs, model_path, stage_table
 
 SODA_FILES = {
     "soda_questions": {"questions": "questions.jsonl", "stats": "stats.json"},
@@ -32,39 +34,81 @@ SODA_FILES = {
     "soda_update": {"questions": "questions.jsonl", "stats": "stats.json"},
     "soda_evaluate": {"results": "results.json", "completions": "completions.jsonl"},
 }
-# The stages register their files in the shared table that Node.path and pattern() read.
-FILES.update(SODA_FILES)
 
 
-def result_file(run: str) -> str:
-    return f"results/soda_{run}.json"
+def pattern(stage: str, name: str) -> str:
+    """Snakemake output pattern of one of a SODA stage's files (wildcard ``{key}``)."""
+    return file_pattern(SODA_FILES, stage, name)
 
 
-class SodaPlan(Plan):
+@dataclass
+class Cycle:
+    """One distillation cycle's nodes (``update``: None in the last cycle)."""
+    cycle: int
+    teacher: Node
+    split: Node
+    sft: Node
+    dpo: Node
+    answer: Node
+    feedback: Node
+    update: Node | None = None
+
+
+@dataclass
+class SodaRun:
+    name: str
+    settings: dict
+    questions: Node
+    cycles: list[Cycle]
+    annotate: Node | None  # the annotator's scores of the first answers (scorer.train)
+    scorer: Node | None    # the scoring model fine-tuned on them
+    evaluate: Node
+    nodes: list[Node]      # every node, in the order the method lays them out
+
+    def stages(self) -> list[dict]:
+        """The run's stage instances, for its results' costs and provenance."""
+        return stage_table(self.nodes)
+
+    def report_files(self) -> dict[str, str]:
+        """Named files ``results/soda_<run>.json`` is assembled from."""
+        files = {"questions_stats": self.questions.path("stats"), "evaluation": self.evaluate.path("results")}
+        if self.annotate is not None:
+            files["annotate_stats"] = self.annotate.path("stats")
+            files["scorer_log"] = self.scorer.path("log")
+        for step in self.cycles:
+            for stage, name in (("teacher", "stats"), ("split", "stats"), ("sft", "log"), ("dpo", "log"),
+                                ("answer", "stats"), ("feedback", "stats"), ("update", "stats")):
+                node = getattr(step, stage)
+                if node is not None:
+                    files[f"cycle{step.cycle}_{stage}_{name}"] = node.path(name)
+        return files
+
+
+class SodaPlan(DAG):
     """All nodes of all ``soda_runs``, deduplicated by key.  ``scoder_plan`` resolves a
     question source taken from a SCoder run's snippet pool."""
 
-    def __init__(self, runs: dict[str, dict], scoder_plan: Plan | None = None):
-        super().__init__({})
+    files = SODA_FILES
+    section = "soda_runs"
+    results = "results/soda_{run}.json"
+
+    def __init__(self, runs: dict[str, dict], scoder_plan: DAG | None = None):
+        super().__init__()
         self.scoder_plan = scoder_plan
+        self.runs: dict[str, SodaRun] = {}
         for name, settings in runs.items():
             self.runs[name] = _SodaRunBuilder(self, name, settings).build()
 
-    def node(self, stage: str, key: str) -> Node:
-        try:
-            return self.nodes[stage][key]
-        except KeyError:
-            raise KeyError(f"{WORK}/{stage}/{key} belongs to no configured SODA run: its settings are no longer "
-                           "in config/config.yaml (ask for results/soda_<run>.json instead)") from None
-
 
 class _SodaRunBuilder:
+    """Lays out one SODA run's nodes, cycle by cycle."""
+
     def __init__(self, plan: SodaPlan, name: str, settings: dict):
         self.plan, self.name, self.s = plan, name, settings
         self.nodes: list[Node] = []
 
-    def add(self, stage, inputs, params, resources="cpu") -> Node:
-        node = self.plan.add(stage, inputs, params, resources, self.name)
+    def add(self, stage, inputs, params, resources="cpu", **kw) -> Node:
+        node = self.plan.add(stage, inputs, params, resources, self.name, **kw)
         if node not in self.nodes:
             self.nodes.append(node)
         return node
@@ -72,7 +116,7 @@ class _SodaRunBuilder:
     def gen(self, role: str, model: str) -> dict:
         return backend_spec(self.s["backends"][role], model)
 
-    def build(self) -> dict:
+    def build(self) -> SodaRun:
         s, m = self.s, self.s["models"]
         questions = self.questions()
         new_questions = [questions.path("questions")]
@@ -80,53 +124,50 @@ class _SodaRunBuilder:
         student, student_inputs = model_path(m["student"]), model_inputs(m["student"])
         scorer_path, scorer_inputs, annotate, scorer_node = self.scorer_model(None)
         for c in range(1, s["cycles"] + 1):
-            step = {"cycle": c}
-            step["teacher"] = self.add("soda_teacher", {"questions": new_questions[-1], **model_inputs(m["teacher"])},
-                                       {"generator": self.gen("teacher", m["teacher"]), "model_name": m["teacher"],
-                                        "sampling": s["teacher"]["sampling"], "errors": s["teacher"]["errors"]},
-                                       "generate")
-            step["split"] = self.add("soda_split", {"knowledge": step["teacher"].path("knowledge")}, s["split"])
-            splits.append(step["split"])
-            used = splits if s["accumulate"] else [step["split"]]
+            teacher = self.add("soda_teacher", {"questions": new_questions[-1], **model_inputs(m["teacher"])},
+                               {"generator": self.gen("teacher", m["teacher"]), "model_name": m["teacher"],
+                                "sampling": s["teacher"]["sampling"], "errors": s["teacher"]["errors"]},
+                               "generate")
+            split = self.add("soda_split", {"knowledge": teacher.path("knowledge")}, s["split"])
+            splits.append(split)
+            used = splits if s["accumulate"] else [split]
             init = student if s["student_init"] == "previous" or c == 1 else model_path(m["student"])
             init_inputs = student_inputs if init == student else model_inputs(m["student"])
-            step["sft"] = self.add("soda_sft", {"data": [x.path("sft") for x in used], **_as_init(init_inputs)},
-                                   {"model": init, "train": s["sft"]["train"]}, "train")
-            step["dpo"] = self.add("soda_dpo", {"data": [x.path("fcl") for x in used],
-                                                "init": step["sft"].path("model")},
-                                   {"model": step["sft"].path("model"), "beta": s["dpo"]["beta"],
-                                    "train": s["dpo"]["train"]}, "train")
-            student, student_inputs = step["dpo"].path("model"), {"init": step["dpo"].path("model")}
+            sft = self.add("soda_sft", {"data": [x.path("sft") for x in used], **_as_init(init_inputs)},
+                           {"model": init, "train": s["sft"]["train"]}, "train", role="sft")
+            dpo = self.add("soda_dpo", {"data": [x.path("fcl") for x in used], "init": sft.path("model")},
+                           {"model": sft.path("model"), "beta": s["dpo"]["beta"], "train": s["dpo"]["train"]},
+                           "train", role="dpo")
+            student, student_inputs = dpo.path("model"), {"init": dpo.path("model")}
             asked = new_questions if s["accumulate"] else new_questions[-1:]
-            step["answer"] = self.add("soda_answer", {"questions": list(asked), "model": student},
-                                      {"generator": self.gen("student", "student"),
-                                       "sampling": s["feedback"]["sampling"]}, "generate")
+            # the key names the student by its role: its model is an input, which the generator serves
+            answer = self.add("soda_answer", {"questions": list(asked), "model": student},
+                              {"generator": self.gen("student", "student"),
+                               "sampling": s["feedback"]["sampling"]}, "generate", models={"generator": "model"})
             if annotate is None and s["scorer"]["train"]:
-                scorer_path, scorer_inputs, annotate, scorer_node = self.scorer_model(step["answer"])
-            step["feedback"] = self.add("soda_feedback", {"answers": step["answer"].path("answers"), **scorer_inputs},
-                                        {"generator": self.gen("scoring", scorer_path),
-                                         "scorer": {k: v for k, v in s["scorer"].items()
-                                                    if k in ("mode", "max_new_tokens")},
-                                         **{k: v for k, v in s["feedback"].items() if k != "sampling"}},
-                                        "generate")
+                scorer_path, scorer_inputs, annotate, scorer_node = self.scorer_model(answer)
+            feedback = self.add("soda_feedback", {"answers": answer.path("answers"), **scorer_inputs},
+                                {"generator": self.gen("scoring", scorer_path),
+                                 "scorer": {k: v for k, v in s["scorer"].items() if k in ("mode", "max_new_tokens")},
+                                 **{k: v for k, v in s["feedback"].items() if k != "sampling"}},
+                                "generate")
+            update = None
             if c < s["cycles"]:
                 u = s["update"]
-                step["update"] = self.add("soda_update", {"levels": step["feedback"].path("levels"),
-                                                          "questions": list(new_questions),
-                                                          **model_inputs(m["teacher"])},
-                                          {"generator": self.gen("teacher", m["teacher"]), "model_name": m["teacher"],
-                                           "cycle": c + 1, "total": u["new_questions"], "ratio": u["ratio"],
-                                           "by": u["by"], "seed": u["seed"] + c, "sampling": u["sampling"]},
-                                          "generate")
-                new_questions.append(step["update"].path("questions"))
-            cycles.append(step)
+                update = self.add("soda_update", {"levels": feedback.path("levels"), "questions": list(new_questions),
+                                                  **model_inputs(m["teacher"])},
+                                  {"generator": self.gen("teacher", m["teacher"]), "model_name": m["teacher"],
+                                   "cycle": c + 1, "total": u["new_questions"], "ratio": u["ratio"],
+                                   "by": u["by"], "seed": u["seed"] + c, "sampling": u["sampling"]},
+                                  "generate")
+                new_questions.append(update.path("questions"))
+            cycles.append(Cycle(c, teacher, split, sft, dpo, answer, feedback, update))
         evaluation = self.add("soda_evaluate", {"model": student, **scorer_inputs},
                               {"generator": self.gen("evaluation", "student"),
                                "scorer_generator": self.gen("scoring", scorer_path),
                                "scorer": {k: v for k, v in s["scorer"].items() if k in ("mode", "max_new_tokens")},
-                               **s["evaluation"]}, "generate")
-        return {"settings": s, "questions": questions, "cycles": cycles, "annotate": annotate,
-                "scorer": scorer_node, "evaluate": evaluation, "nodes": list(self.nodes)}
+                               **s["evaluation"]}, "generate", models={"generator": "model"})
+        return SodaRun(self.name, s, questions, cycles, annotate, scorer_node, evaluation, list(self.nodes))
 
     def questions(self) -> Node:
         q = self.s["questions"]
@@ -137,7 +178,7 @@ class _SodaRunBuilder:
             if scoder is None or source["run"] not in scoder.runs:
                 raise ValueError(f"soda_runs.{self.name}.questions.source.run: no SCoder run "
                                  f"'{source['run']}' under runs: to take the snippet supply from")
-            inputs["supply"] = scoder.runs[source["run"]]["pool"]["seed"].path("supply")
+            inputs["supply"] = scoder.runs[source["run"]].pool.seed.path("supply")
         return self.add("soda_questions", inputs,
                         {"source": {k: v for k, v in source.items() if k in _SOURCE_KEYS[source["type"]]},
                          "limit": q.get("limit"),
@@ -156,7 +197,7 @@ class _SodaRunBuilder:
                              "annotate": sc["annotate"], "mode": sc["annotate_mode"],
                              "max_new_tokens": sc["max_new_tokens"], "seed": sc.get("seed", 0)}, "generate")
         node = self.add("soda_scorer", {"data": annotate.path("annotations"), **model_inputs(m["scorer"])},
-                        {"model": model_path(m["scorer"]), "train": sc["train_settings"]}, "train")
+                        {"model": model_path(m["scorer"]), "train": sc["train_settings"]}, "train", role="scorer")
         return node.path("model"), {"scorer": node.path("model")}, annotate, node
 
 
@@ -171,21 +212,3 @@ def _as_init(inputs: dict) -> dict:
 def _as_scorer(inputs: dict) -> dict:
     return {"scorer": inputs["model"]} if "model" in inputs else {}
 
-
-def run_nodes(run: dict) -> list[Node]:
-    return list(run["nodes"])
-
-
-def report_files(run: dict) -> dict[str, str]:
-    """Named files ``results/soda_<run>.json`` is assembled from."""
-    files = {"questions_stats": run["questions"].path("stats"), "evaluation": run["evaluate"].path("results")}
-    if run["annotate"] is not None:
-        files["annotate_stats"] = run["annotate"].path("stats")
-        files["scorer_log"] = run["scorer"].path("log")
-    for step in run["cycles"]:
-        c = step["cycle"]
-        for stage, name in (("teacher", "stats"), ("split", "stats"), ("sft", "log"), ("dpo", "log"),
-                            ("answer", "stats"), ("feedback", "stats"), ("update", "stats")):
-            if stage in step:
-                files[f"cycle{c}_{stage}_{name}"] = step[stage].path(name)
-    return files

@@ -1,1 +1,3 @@
-"""Helpers of ``scoder.train``: resumable runs with M exported checkpoints (``checkpoints``)."""
+"""Fine-tuning: ``trainer`` (TRL's SFT and DPO, the command line), ``checkpoints`` (resumable runs
+exporting M checkpoints) and ``launch`` (a workflow stage's training: in process or under
+``accelerate launch``, its checkpoints published into the declared outputs)."""

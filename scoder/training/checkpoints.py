@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from scoder.io import read_json, write_json
+from scoder.io import digest, read_json, write_json
 
 STATE_DIR = "_state"
 LOG_FILE = "train_log.json"
@@ -48,8 +48,7 @@ def fingerprint(settings: dict, records: list[dict]) -> str:
 def state_fingerprint(settings: dict, fp: str, world_size: int) -> str:
     """A saved trainer state also depends on how it was run (DeepSpeed layout, world size)."""
     execution = {k: settings.get(k) for k in EXECUTION_SETTINGS}
-    blob = json.dumps({"result": fp, "execution": execution, "world_size": world_size}, sort_keys=True)
-    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+    return digest({"result": fp, "execution": execution, "world_size": world_size})
 
 
 def checkpoint_steps(max_steps: int, num_checkpoints: int) -> list[int]:

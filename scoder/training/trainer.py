@@ -7,17 +7,18 @@ Hugging Face folders ``out_dir/ckpt1..ckptM`` (the paper samples from all M).
 Trainer state lives in ``out_dir/_state`` so an interrupted run resumes where
 it stopped; a finished run with the same arguments and data is not redone
 (``scoder.training.checkpoints``). ``train_dpo`` runs TRL's ``DPOTrainer``
-(SODA's contrastive stage) the same way.
+(SODA's contrastive stage) the same way.  Stages launch these through
+``scoder.training.launch``.
 
 One process on CPU or one GPU::
 
-    python -m scoder.train --model MODEL --data train.jsonl --out OUT --settings settings.json
+    python -m scoder.training --model MODEL --data train.jsonl --out OUT --settings settings.json
 
 Several GPUs with DeepSpeed ZeRO-3 (``config/accelerate/zero2.yaml`` for ZeRO-2,
 ``multi_gpu.yaml`` for plain DDP)::
 
     accelerate launch --config_file config/accelerate/zero3.yaml --num_processes 8 \\
-        -m scoder.train --model MODEL --data train.jsonl --out OUT --settings settings.json
+        -m scoder.training --model MODEL --data train.jsonl --out OUT --settings settings.json
 """
 from __future__ import annotations
 
@@ -258,7 +259,7 @@ _FLAGS = {  # flag -> type; each overrides the same key of --settings
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m scoder.train", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m scoder.training", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", required=True, help="Hugging Face folder or hub id of the starting model")
     parser.add_argument("--data", required=True, help="JSONL of chat examples (SFT) or preference records (DPO)")
     parser.add_argument("--out", required=True, help="output folder: ckpt1..ckptM, train_log.json")
@@ -293,6 +294,3 @@ def main(argv: list[str] | None = None) -> None:
     if is_main_process():
         print("\n".join(paths))
 
-
-if __name__ == "__main__":
-    main()
