@@ -25,7 +25,7 @@ RESULT_RUN = "(?![A-Za-z0-9_]*_(iter[0-9]+|original)(?![A-Za-z0-9_]))[A-Za-z0-9_
 
 
 def result_file(run):
-    return f"results/scoder_{run}.json"
+    return PLAN.result_file(run)
 
 
 def run_outputs(run):

@@ -33,10 +33,11 @@ class Node:
     """One stage instance: its key, the files it reads, the settings it runs with.
 
     ``params`` are the settings its key digests.  A job runs with ``settings()``: the
-    params plus what follows from the node's stage and inputs, so is not digested
-    again: the model a generator serves when that model is one of the inputs
-    (``models``: generator spec -> input), the response cache of OpenAI-compatible
-    backends, and the ``role`` a script shared by several stages plays."""
+    params completed with what its stage and inputs already determine (so the key
+    need not digest it again): the model a generator serves where that model is an
+    input (``models``: generator spec -> input name; ``params`` name it by its role),
+    the response cache of OpenAI-compatible backends, and the ``role`` a script
+    shared by several stages plays (training: synthesizer, scorer, reference, ...)."""
     stage: str
     key: str
     inputs: dict
