@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from scoder import archive
+from scoder import archive, wheels
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -158,8 +158,8 @@ def test_offline_bundle_installs_with_no_index(tmp_path, monkeypatch):
     monkeypatch.setattr(archive, "environment_lock", lambda: lock + "\n")
     path, manifest = archive.create_archive(REPO, tmp_path / "offline.tar.gz", wheels=True)
     folder = unpack(path, tmp_path / "out")
-    wheels = sorted(p.name.split("-")[0].lower() for p in (folder / "wheels").iterdir())
-    assert wheels == ["pyyaml", "sdist_probe", "setuptools", "tqdm"]
+    bundled = sorted(p.name.split("-")[0].lower() for p in (folder / "wheels").iterdir())
+    assert bundled == ["pyyaml", "sdist_probe", "setuptools", "tqdm"]
     assert manifest["wheels"]["count"] == 4 and archive.verify(folder) == []
     assert "./install.sh --offline && snakemake" in (folder / "README_REPRODUCE.md").read_text()
 
@@ -194,11 +194,11 @@ def test_a_wheel_of_another_build_is_refused(tmp_path, monkeypatch):
         z.writestr(f"{info}/METADATA", f"Metadata-Version: 2.1\nName: tqdm\nVersion: {version}\n")
         z.writestr(f"{info}/WHEEL", "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
         z.writestr(f"{info}/RECORD", f"tqdm/__init__.py,sha256={digest},{len(body)}\n{info}/RECORD,,\n")
-    monkeypatch.setattr(archive, "BUILD_WHEELS", ())
+    monkeypatch.setattr(wheels, "BUILD_WHEELS", ())
     for key, value in _clean_env(PIP_CONFIG_FILE=os.devnull, PIP_NO_INDEX="1",
                                  PIP_FIND_LINKS=str(fake.parent)).items():
         monkeypatch.setenv(key, value)
     with pytest.raises(archive.ArchiveError, match="another build.*tqdm/__init__.py"):
-        archive.bundle_wheels(f"tqdm=={version}\n", tmp_path / "wheels")
+        wheels.bundle_wheels(f"tqdm=={version}\n", tmp_path / "wheels")
     with pytest.raises(archive.ArchiveError, match="pip wheel could not get"):
-        archive.bundle_wheels(f"tqdm=={version}+cpu\n", tmp_path / "wheels2")
+        wheels.bundle_wheels(f"tqdm=={version}+cpu\n", tmp_path / "wheels2")
