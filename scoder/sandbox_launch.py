@@ -1,19 +1,23 @@
 """The launcher of ``scoder.sandbox``: run as a script (``python -I -S sandbox_launch.py
 --launch config.json``) between the caller and the program.
 
-It enters the namespaces, sets up the mounts, forks a tiny init (PID 1 of the new PID
-namespace) that runs the program as its child, applies the rlimits, drops to the
-fresh uid and execs the program; then mirrors the program's exit status and writes
-what isolation it applied to the status file.  Standard library only: with ``-I -S``
+It enters the namespaces, sets up the mounts (one capped tmpfs for everything the
+program may write, the work dir's files copied in), forks a tiny init (PID 1 of the new
+PID namespace) that runs the program as its child, applies the rlimits, drops to the
+fresh uid and execs the program; then records how full the tmpfs got, copies a kept
+work dir back out, mirrors the program's exit status and writes what isolation it
+applied to the status file.  Standard library only: with ``-I -S``
 it cannot import the project.  See ``scoder.sandbox`` for what each step protects.
 """
 from __future__ import annotations
 
 import ctypes
+import errno
 import json
 import os
 import re
 import signal
+import stat
 import sys
 
 SETUP_FAILED = 126  # exit code of the launcher when the sandbox could not be set up
@@ -83,31 +87,62 @@ def _blocked_parent(path: str, uid: int) -> str | None:
     return None
 
 
+def _bind(libc, fd: int, target: str) -> None:
+    """Bind the directory open as ``fd`` onto ``target`` (made if missing)."""
+    os.makedirs(target, exist_ok=True)
+    _mount(libc, f"/proc/self/fd/{fd}", target, None, MS_BIND | MS_REC)
+
+
+def _open_dir(path: str, dir_fd: int | None = None) -> int:
+    return os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=dir_fd)
+
+
 def _overmount(libc, dirs: list[str], keep: list[str], mode: str, size_mb: int) -> None:
     """Put an empty tmpfs over each of ``dirs``, then bind ``keep`` paths back into it."""
-    fds = {p: os.open(p, os.O_RDONLY | os.O_DIRECTORY) for p in keep if os.path.isdir(p)}
+    fds = {p: _open_dir(p) for p in keep if os.path.isdir(p)}
     for d in dirs:
         _mount(libc, "tmpfs", d, "tmpfs", MS_NOSUID | MS_NODEV, f"mode={mode},size={size_mb}m")
     for p, fd in sorted(fds.items()):
-        os.makedirs(p, exist_ok=True)
-        _mount(libc, f"/proc/self/fd/{fd}", p, None, MS_BIND | MS_REC)
+        _bind(libc, fd, p)
         os.close(fd)
 
 
-def _setup_mounts(libc, cfg: dict) -> dict:
+def _setup_mounts(libc, cfg: dict, host_work: int) -> tuple[dict, int]:
+    """Mounts of the namespace; returns what was applied and the program's work dir
+    in the tmpfs (open), whose contents come from ``host_work`` (the caller's)."""
     _mount(libc, None, "/", None, MS_REC | MS_PRIVATE)  # nothing we mount leaks to the host
     work = os.path.realpath(cfg["work_dir"])
     tmp_dirs = [d for d in PRIVATE_TMP if os.path.isdir(d) and not os.path.islink(d)]
     def under_tmp(p: str) -> bool:
         return any(p.startswith(d + os.sep) for d in tmp_dirs)
-    # the work dir and interpreters/compilers that live in a temp dir (e.g. a venv there)
+    # interpreters/compilers that live in a temp dir (e.g. a venv there)
     reach_in_tmp = []
     for p in sorted({os.path.realpath(p) for p in cfg["reach"]}):  # parents first
         if under_tmp(p) and not any(_inside(p, q) for q in [work, *reach_in_tmp]) \
                 and not _inside(work, p):
             reach_in_tmp.append(p)
-    _overmount(libc, tmp_dirs, [work, *reach_in_tmp] if under_tmp(work) else reach_in_tmp,
-               "1777", max(64, 4 * cfg["max_file_mb"]))
+    reach_fds = {p: _open_dir(p) for p in reach_in_tmp if os.path.isdir(p)}
+    # One tmpfs holds all the program may write (work dir and temp dirs): its size and
+    # inode count are the disk caps, and it lives in memory, never on the host's disk.
+    _mount(libc, "tmpfs", cfg["scratch"], "tmpfs", MS_NOSUID | MS_NODEV,
+           f"mode=0755,size={cfg['disk_mb']}m,nr_inodes={cfg['max_files']}")
+    disk = _open_dir(cfg["scratch"])
+    os.mkdir("work", 0o700, dir_fd=disk)
+    space = _open_dir("work", dir_fd=disk)
+    _copy_tree(host_work, space, cfg["uid"])
+    if cfg["uid"] is not None:
+        os.chown(space, cfg["uid"], cfg["uid"])
+    for i, d in enumerate(tmp_dirs):
+        os.mkdir(f"tmp{i}", dir_fd=disk)
+        os.chmod(f"tmp{i}", 0o1777, dir_fd=disk)
+        fd = _open_dir(f"tmp{i}", dir_fd=disk)
+        _bind(libc, fd, d)
+        os.close(fd)
+    for p, fd in sorted(reach_fds.items()):
+        _bind(libc, fd, p)
+        os.close(fd)
+    _bind(libc, space, work)
+    os.close(disk)
     exposed = []
     if cfg["uid"] is not None:
         blocked: dict[str, set] = {}
@@ -119,11 +154,91 @@ def _setup_mounts(libc, cfg: dict) -> dict:
         for top, children in blocked.items():
             _overmount(libc, [top], sorted(children), "0755", 1)
             exposed += sorted(children)
-    if not under_tmp(work):  # its own mount, so that it stays writable below
-        _mount(libc, work, work, None, MS_BIND | MS_REC)
     left = _read_only_elsewhere(libc, [*tmp_dirs, work], reach_in_tmp)
     return {"private_tmp": tmp_dirs, "exposed": exposed, "read_only_fs": not left,
-            **({"left_writable": left} if left else {})}
+            "disk_cap": "tmpfs", **({"left_writable": left} if left else {})}, space
+
+
+def _copy_tree(src: int, dst: int, uid: int | None) -> None:
+    """Copy what is below the directory open as ``src`` into ``dst``: directories, regular
+    files (holes kept), symlinks and hard links as such, nothing else; never through a
+    link.  The copy takes no more bytes or inodes than the original, so a tmpfs's
+    contents fit on the host, and a kept work dir back in a tmpfs of the same caps."""
+    copied: dict[tuple[int, int], str] = {}  # hard-linked inodes -> their first copy
+    pending = [""]
+    while pending:
+        rel = pending.pop()
+        s, d = _open_dir(rel or ".", src), _open_dir(rel or ".", dst)
+        try:
+            for name in os.listdir(s):
+                st = os.stat(name, dir_fd=s, follow_symlinks=False)
+                path = os.path.join(rel, name)
+                if stat.S_ISDIR(st.st_mode):
+                    os.mkdir(name, 0o700, dir_fd=d)
+                    pending.append(path)
+                elif stat.S_ISLNK(st.st_mode):
+                    os.symlink(os.readlink(name, dir_fd=s), name, dir_fd=d)
+                elif not stat.S_ISREG(st.st_mode):
+                    continue  # fifos, sockets: nothing a later run needs
+                elif (st.st_dev, st.st_ino) in copied:
+                    os.link(copied[st.st_dev, st.st_ino], path, src_dir_fd=dst, dst_dir_fd=dst,
+                            follow_symlinks=False)
+                    continue
+                else:
+                    _copy_file(name, s, d, st.st_size)
+                    if st.st_nlink > 1:
+                        copied[st.st_dev, st.st_ino] = path
+                if uid is not None:
+                    os.chown(name, uid, uid, dir_fd=d, follow_symlinks=False)
+                if not stat.S_ISLNK(st.st_mode):
+                    os.chmod(name, stat.S_IMODE(st.st_mode), dir_fd=d)
+        finally:
+            os.close(s)
+            os.close(d)
+
+
+def _copy_file(name: str, src: int, dst: int, size: int) -> None:
+    """Copy one file's data regions (holes stay holes)."""
+    fi = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=src)
+    fo = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, dir_fd=dst)
+    try:
+        pos = 0
+        while pos < size:
+            try:
+                start = os.lseek(fi, pos, os.SEEK_DATA)
+            except OSError as e:
+                if e.errno == errno.ENXIO:  # only a hole is left
+                    break
+                raise
+            pos = os.lseek(fi, start, os.SEEK_HOLE)
+            while start < pos:
+                chunk = os.pread(fi, min(1 << 20, pos - start), start)
+                if not chunk:
+                    break
+                start += os.pwrite(fo, chunk, start)
+        os.ftruncate(fo, size)
+    finally:
+        os.close(fi)
+        os.close(fo)
+
+
+def _disk_use(space: int, cfg: dict) -> dict:
+    """How much of the tmpfs the program used; ``full`` names the cap it reached."""
+    fs = os.statvfs(space)
+    full = "files" if fs.f_ffree == 0 else "bytes" if fs.f_bavail == 0 else None
+    return {"bytes": (fs.f_blocks - fs.f_bfree) * fs.f_frsize, "files": fs.f_files - fs.f_ffree,
+            "full": full}
+
+
+def _keep(space: int, host_dir: int) -> None:
+    """Copy the program's work dir out into ``kept`` in the caller's dir (the caller
+    puts it in place of the old one)."""
+    os.mkdir("kept", 0o700, dir_fd=host_dir)
+    kept = _open_dir("kept", dir_fd=host_dir)
+    try:
+        _copy_tree(space, kept, None)
+    finally:
+        os.close(kept)
 
 
 def _read_only_elsewhere(libc, writable: list[str], read_only: list[str]) -> list[str]:
@@ -216,10 +331,18 @@ def _launch(cfg: dict) -> None:
     libc = _libc()
     # opened before the mounts hide the caller's temp dir
     status_fd = os.open(cfg["status"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    # opened before the namespaces, so writes through them reach the caller's disk
+    # (all else is read-only in there)
+    host_dir, host_work = _open_dir(os.path.dirname(cfg["status"])), _open_dir(cfg["work_dir"])
     status = {"isolation": {"uid": cfg["uid"] if cfg["uid"] is not None else os.geteuid()}}
+    space = None
     try:
         iso = _unshare(libc, os.geteuid() == 0)
-        iso.update(_setup_mounts(libc, cfg) if iso["mount"] else {"private_tmp": [], "exposed": []})
+        if iso["mount"]:
+            mounts, space = _setup_mounts(libc, cfg, host_work)
+            iso.update(mounts)
+        else:
+            iso.update({"private_tmp": [], "exposed": []})
         blocked = [p for p in cfg["reach"] if cfg["uid"] is not None and not iso["mount"]
                    and os.path.exists(p) and _blocked_parent(p, cfg["uid"])]
         if blocked:
@@ -251,6 +374,17 @@ def _launch(cfg: dict) -> None:
     _, wstatus = os.waitpid(pid, 0)
     reported = os.read(exit_r, 64)
     wstatus = int(reported) if reported else wstatus
+    status["exit"] = wstatus  # the program is done: copying out is not its time
+    if space is not None:
+        status["disk"] = _disk_use(space, cfg)
+        _write_status(status_fd, status)
+        if cfg["keep"]:
+            try:
+                _keep(space, host_dir)
+                status["kept"] = True
+            except OSError as e:
+                status["keep_error"] = str(e)
+    _write_status(status_fd, status)
     if os.WIFSIGNALED(wstatus):
         sig = os.WTERMSIG(wstatus)
         if sig not in (signal.SIGKILL, signal.SIGSTOP):  # those two cannot be caught anyway

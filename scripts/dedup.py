@@ -1,5 +1,5 @@
 from scoder.io import read_jsonl, write_json, write_jsonl
-from scoder.pool.dedup import dedup
+from scoder.pool.dedup import dedup, skip_counts
 from scoder.smk import stage
 
 with stage(snakemake) as (inp, out, s):
@@ -9,4 +9,4 @@ with stage(snakemake) as (inp, out, s):
     write_jsonl(out.pool, kept)
     write_jsonl(out.dropped, dropped)
     write_json(out.stats, {"stage": "dedup", "settings": s, "in": len(records), "out": len(kept),
-                           "dropped": len(dropped)})
+                           "dropped": len(dropped), "skipped": skip_counts(dropped)})

@@ -1,15 +1,21 @@
 """The reproduction package: what goes in, that it unpacks to a tree that plans the same
 jobs, and that a rerun's results are told apart from the reference field by field."""
+import base64
+import hashlib
 import json
+import os
+import platform
 import re
 import subprocess
 import sys
 import tarfile
+import zipfile
+from importlib import metadata
 from pathlib import Path
 
 import pytest
 
-from scoder import archive
+from scoder import archive, wheels
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -120,3 +126,79 @@ def test_unpacked_workflow_plans_the_same_jobs(tmp_path):
     assert not (folder / ".git").exists() and not (folder / "work").exists()
     jobs = planned_jobs(folder)
     assert jobs and jobs == planned_jobs(REPO)
+
+
+def _sdist(links: Path) -> None:
+    """An sdist-only package, ``sdist-probe`` 0.1, in the find-links dir ``links``."""
+    src = links / "src" / "sdist_probe-0.1"
+    src.mkdir(parents=True)
+    (src / "pyproject.toml").write_text(
+        '[build-system]\nrequires = ["setuptools>=61"]\nbuild-backend = "setuptools.build_meta"\n'
+        '[project]\nname = "sdist-probe"\nversion = "0.1"\n[tool.setuptools]\npy-modules = ["sdist_probe"]\n')
+    (src / "sdist_probe.py").write_text("BUILT = True\n")
+    with tarfile.open(links / "sdist_probe-0.1.tar.gz", "w:gz") as tar:
+        tar.add(src, arcname=src.name)
+
+
+def _clean_env(**extra) -> dict:
+    """This environment without pip's settings and this checkout on the path."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "PYTHON", "VIRTUAL_ENV"))}
+    return {**env, **extra}
+
+
+def test_offline_bundle_installs_with_no_index(tmp_path, monkeypatch):
+    """A package made with ``wheels=True`` installs into a fresh venv with the index off:
+    a representative lock here (a pure-Python wheel, a compiled one, one pip builds from
+    its sdist) plus the build backend for the editable install of the package itself."""
+    links = tmp_path / "links"
+    _sdist(links)
+    monkeypatch.setenv("PIP_FIND_LINKS", " ".join(filter(None, [str(links), os.environ.get("PIP_FIND_LINKS")])))
+    pins = [f"{name}=={metadata.version(name)}" for name in ("PyYAML", "tqdm")] + ["sdist-probe==0.1"]
+    lock = f"# pip freeze of Python {platform.python_version()} that made reference_results/\n" + "\n".join(pins)
+    monkeypatch.setattr(archive, "environment_lock", lambda: lock + "\n")
+    path, manifest = archive.create_archive(REPO, tmp_path / "offline.tar.gz", wheels=True)
+    folder = unpack(path, tmp_path / "out")
+    bundled = sorted(p.name.split("-")[0].lower() for p in (folder / "wheels").iterdir())
+    assert bundled == ["pyyaml", "sdist_probe", "setuptools", "tqdm"]
+    assert manifest["wheels"]["count"] == 4 and archive.verify(folder) == []
+    assert "./install.sh --offline && snakemake" in (folder / "README_REPRODUCE.md").read_text()
+
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    env = _clean_env(PATH=f"{venv / 'bin'}{os.pathsep}{os.environ['PATH']}", PIP_CONFIG_FILE=os.devnull,
+                     PIP_NO_INDEX="1", SCODER_NO_APT="1")
+    proc = subprocess.run(["./install.sh", "--offline"], cwd=folder, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    check = "import scoder, sdist_probe, tqdm, yaml; print(scoder.__file__, sdist_probe.BUILT)"
+    out = subprocess.run([str(venv / "bin" / "python"), "-c", check], cwd=tmp_path, env=env,
+                         capture_output=True, text=True)
+    assert out.stdout.split() == [str(folder / "scoder" / "__init__.py"), "True"], out.stderr[-2000:]
+    # a wheel short: a fresh venv fails on it (nothing is fetched from elsewhere)
+    (folder / "wheels" / next(p for p in os.listdir(folder / "wheels") if p.startswith("tqdm"))).unlink()
+    subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
+    proc = subprocess.run(["./install.sh", "--offline"], cwd=folder, env=env, capture_output=True, text=True)
+    assert proc.returncode != 0 and "tqdm" in proc.stderr
+
+
+def test_a_wheel_of_another_build_is_refused(tmp_path, monkeypatch):
+    """The bundle must hold the build that is installed: a wheel of the same name and
+    version whose files differ (a CUDA torch for the CPU one) is an error, not packed."""
+    version = metadata.version("tqdm")
+    fake = tmp_path / "links" / f"tqdm-{version}-py3-none-any.whl"
+    fake.parent.mkdir()
+    body = b"# not the installed tqdm\n"
+    digest = base64.urlsafe_b64encode(hashlib.sha256(body).digest()).rstrip(b"=").decode()
+    info = f"tqdm-{version}.dist-info"
+    with zipfile.ZipFile(fake, "w") as z:
+        z.writestr("tqdm/__init__.py", body)
+        z.writestr(f"{info}/METADATA", f"Metadata-Version: 2.1\nName: tqdm\nVersion: {version}\n")
+        z.writestr(f"{info}/WHEEL", "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
+        z.writestr(f"{info}/RECORD", f"tqdm/__init__.py,sha256={digest},{len(body)}\n{info}/RECORD,,\n")
+    monkeypatch.setattr(wheels, "BUILD_WHEELS", ())
+    for key, value in _clean_env(PIP_CONFIG_FILE=os.devnull, PIP_NO_INDEX="1",
+                                 PIP_FIND_LINKS=str(fake.parent)).items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(archive.ArchiveError, match="another build.*tqdm/__init__.py"):
+        wheels.bundle_wheels(f"tqdm=={version}\n", tmp_path / "wheels")
+    with pytest.raises(archive.ArchiveError, match="pip wheel could not get"):
+        wheels.bundle_wheels(f"tqdm=={version}+cpu\n", tmp_path / "wheels2")

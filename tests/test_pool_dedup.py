@@ -97,3 +97,36 @@ def test_exact_copies_hashed_once_and_matched_to_the_first_kept():
         ("fib-copy", "fib"), ("mean-edit", "mean"), ("mean-copy", "mean")]
     ref_kept, ref_dropped = dedup_reference(records)
     assert [r["id"] for r in ref_kept] == ["fib", "mean"] and ref_dropped == dropped
+
+
+def test_bad_text_is_a_counted_skip_and_changes_no_decision(tmp_path):
+    """Lone surrogates (anywhere in a record), a missing or non-string ``code``: each is
+    skipped with its reason, the valid records dedup exactly as without them, and
+    everything can still be written."""
+    from scoder.io import read_jsonl, write_jsonl
+    from scoder.pool.dedup import skip_counts
+    valid = [{"id": "mean", "code": MEAN}, {"id": "fib", "code": FIB},
+             {"id": "mean2", "code": MEAN.replace("raise ValueError", "raise ZeroDivisionError")}]
+    bad = [{"id": "sur", "code": FIB + "# \ud800\n"},
+           {"id": "sur-doc", "code": FIB, "docstring": "lone \udfff", "path": "x.py"},
+           {"id": "sur-id-\ud834", "code": MEAN},
+           {"id": "no-code", "text": FIB},
+           {"id": "none", "code": None},
+           {"id": "list", "code": ["def f(): pass"]},
+           ["not", "an", "object"]]
+    mixed = [bad[0], valid[0], bad[1], bad[2], valid[1], bad[3], bad[4], bad[5], valid[2], bad[6]]
+    for fn in (dedup, dedup_reference):
+        kept, dropped = fn(mixed)
+        ref_kept, ref_dropped = fn(valid)
+        assert kept == ref_kept and dropped[:len(ref_dropped)] == ref_dropped
+        skipped = dropped[len(ref_dropped):]
+        assert [(d["id"], d["skipped"]) for d in skipped] == [
+            ("sur", "lone_surrogate"), ("sur-doc", "lone_surrogate"), ("sur-id-\\ud834", "lone_surrogate"),
+            ("no-code", "missing_code"), ("none", "code_not_text"), ("list", "code_not_text"),
+            (None, "missing_code")]
+        assert "docstring" in skipped[1]["detail"] and "NoneType" in skipped[4]["detail"]
+        assert skip_counts(dropped) == {"missing_code": 2, "code_not_text": 2, "lone_surrogate": 3}
+        write_jsonl(tmp_path / "kept.jsonl", kept)
+        write_jsonl(tmp_path / "dropped.jsonl", dropped)
+        assert read_jsonl(tmp_path / "dropped.jsonl") == dropped
+    assert skip_counts(dedup(valid)[1]) == dict.fromkeys(("missing_code", "code_not_text", "lone_surrogate"), 0)

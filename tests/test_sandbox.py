@@ -3,7 +3,10 @@ import os
 import signal
 import socket
 import subprocess
+import sys
+import tempfile
 import textwrap
+import threading
 from pathlib import Path
 
 import pytest
@@ -85,6 +88,165 @@ def test_output_and_file_size_are_capped():
     assert not r.passed and r.killed_reason.startswith("file size limit")
     flood = run_python("import sys\nwhile True:\n    sys.stdout.write('y' * 65536)", max_file_mb=1)
     assert not flood.passed and len(flood.stdout) < 2 << 20
+
+
+def _usage(top: Path) -> tuple[int, int]:
+    """(bytes, files) below ``top``; a hard-linked file's bytes count once."""
+    stats = [p.lstat() for p in top.rglob("*")]
+    return sum({st.st_ino: st.st_blocks * 512 for st in stats}.values()), len(stats)
+
+
+@pytest.fixture
+def host_disk(tmp_path, monkeypatch):
+    """The sandbox's host-side dirs under ``tmp_path/host``, watched while a run lasts:
+    yields a function giving the most (bytes, files) ever seen there so far."""
+    host = tmp_path / "host"
+    host.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(host))
+    peak, done = [0, 0], threading.Event()
+
+    def sample():
+        while not done.is_set():
+            try:
+                used = _usage(host)
+            except OSError:  # a file went away while counting
+                continue
+            peak[:] = max(peak[0], used[0]), max(peak[1], used[1])
+            done.wait(0.01)
+    watcher = threading.Thread(target=sample)
+    watcher.start()
+    try:
+        yield lambda: tuple(peak)
+    finally:
+        done.set()
+        watcher.join()
+    assert list(host.iterdir()) == []  # nothing left behind
+    with open("/proc/self/mountinfo") as f:
+        assert str(host) not in f.read()
+
+
+FILL = """
+import os
+os.mkdir("out")
+n = 0
+try:
+    while True:
+        for d in ("out", "/tmp", "/dev/shm"):
+            with open(f"{d}/f{n}", "wb") as f:
+                f.write(b"x" * SIZE)
+            n += 1
+finally:
+    print(n, flush=True)
+"""
+
+
+def test_many_files_under_the_file_size_limit_stop_at_the_disk_cap(host_disk):
+    """Each file is under the per-file limit; all together reach the byte cap."""
+    r = run_python(FILL.replace("SIZE", str(1 << 20)), max_file_mb=2, disk_mb=32, timeout=30)
+    assert not r.passed and r.killed_reason == "disk space limit (32 MiB)", r
+    assert "No space left on device" in r.stderr and 24 <= int(r.stdout) <= 32
+    peak_bytes, peak_files = host_disk()
+    assert peak_bytes < 1 << 20 and peak_files < 20  # the host's disk saw none of it
+
+
+def test_many_empty_files_stop_at_the_file_cap(host_disk):
+    r = run_python(FILL.replace("SIZE", "0"), max_files=300, timeout=30)
+    assert not r.passed and r.killed_reason == "file count limit (300 files)", r
+    assert 250 <= int(r.stdout) <= 300
+    assert host_disk()[1] < 20
+
+
+def test_a_program_that_ignores_the_full_disk_still_fails():
+    r = run_python("try:\n    open('f', 'wb').write(b'x' * (9 << 20))\nexcept OSError:\n    pass",
+                   disk_mb=8, max_file_mb=16)
+    assert r.returncode == 0 and not r.passed and r.killed_reason == "disk space limit (8 MiB)"
+
+
+def test_a_kept_work_dir_gets_the_files_back_and_no_more(host_disk):
+    """Hard links and holes come back as such (no 50 copies of a file on the host), and
+    ``keep_writes=False`` drops a run's writes."""
+    code = textwrap.dedent("""
+        import os
+        open("big", "wb").write(b"y" * (4 << 20))
+        for i in range(50):
+            os.link("big", f"link{i}")
+        with open("sparse", "wb") as f:
+            f.truncate(1 << 30)
+        os.makedirs("a/b")
+        os.symlink("../../big", "a/b/ln")
+    """)
+    work = new_work_dir()
+    try:
+        r = run_command([sys.executable, "-I", "-c", code], work_dir=work, disk_mb=16,
+                        max_file_mb=2048, reach=[sys.prefix, sys.base_prefix])
+        assert r.passed, r
+        w = Path(work)
+        assert (w / "link49").read_bytes() == (w / "big").read_bytes() == b"y" * (4 << 20)
+        assert (w / "big").stat().st_nlink == 51 and (w / "sparse").stat().st_size == 1 << 30
+        assert os.readlink(w / "a/b/ln") == "../../big"
+        assert _usage(w)[0] < 5 << 20
+        dropped = run_command(["sh", "-c", "rm big; echo x > new; ls | wc -l"], work_dir=work,
+                              keep_writes=False)
+        assert dropped.passed and dropped.stdout.strip() == "53"
+        assert (w / "big").exists() and not (w / "new").exists()
+    finally:
+        remove_work_dir(work)
+
+
+NO_USER_NAMESPACES = """
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+(r, w), (r2, w2) = os.pipe(), os.pipe()
+child = os.fork()
+if child == 0:  # a user namespace in which no further one may be made, as uid 65534
+    assert libc.unshare(0x10000000) == 0, os.strerror(ctypes.get_errno())
+    os.write(w2, b"in")
+    os.read(r, 1)
+    os.setgid(0), os.setuid(0)
+    with open("/proc/sys/user/max_user_namespaces", "w") as f:
+        f.write("0")
+    os.setgroups([]), os.setgid(65534), os.setuid(65534)
+    os.execv(sys.executable, [sys.executable, "-c", sys.argv[1]])
+os.read(r2, 2)
+for name in ("uid_map", "gid_map"):
+    with open(f"/proc/{child}/{name}", "w") as f:
+        f.write("0 0 65536")
+os.write(w, b"go")
+sys.exit(os.waitstatus_to_exitcode(os.waitpid(child, 0)[1]))
+"""
+
+
+def test_without_namespaces_the_work_dir_is_watched(tmp_path):
+    """Where no mount namespace can be had (an unprivileged user without user
+    namespaces), the caller kills a run whose work dir goes over a cap."""
+    if os.geteuid() != 0:
+        pytest.skip("only root can take user namespaces away from a process")
+    def open_to_all(exe: str) -> bool:  # every directory above it lets others through
+        parents = Path(os.path.realpath(exe)).parents
+        return all(p.stat().st_mode & 0o001 for p in parents)
+    python = next((p for p in (sys.executable, "/usr/bin/python3")
+                   if os.path.exists(p) and open_to_all(p)), None)
+    if python is None:
+        pytest.skip("no Python that an unprivileged uid may run")
+    tmp_path.chmod(0o777)
+    check = textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(REPO)!r})
+        from scoder.sandbox import run_python
+        fill = {FILL.replace("SIZE", str(1 << 20))!r}
+        r = run_python(fill, max_file_mb=2, disk_mb=32, timeout=30)
+        assert r.isolation["disk_cap"] == "work dir watched" and not r.isolation["mount"], r
+        assert not r.passed and r.killed_reason == "disk space limit (32 MiB)", r
+        assert r.returncode == -9, r  # killed by the caller
+        r = run_python(fill.replace("1048576", "0"), max_files=300, timeout=30)
+        assert not r.passed and r.killed_reason == "file count limit (300 files)", r
+        print("checked")
+    """)
+    env = {**os.environ, "TMPDIR": str(tmp_path), "HOME": str(tmp_path)}
+    out = subprocess.run([python, "-c", NO_USER_NAMESPACES, check], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip() == "checked", out.stderr[-2000:]
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.fixture

@@ -18,12 +18,21 @@ then datasketch's banding with plain dicts as buckets, visited only by the funct
 that share a band with another one (see :func:`dedup`). ``bench/pool.py`` checks both
 on ~100K functions.
 
+Bad text from outside the extract stage never stops the run: a record without a
+``code`` field (``missing_code``), whose ``code`` is not a string (``code_not_text``) or
+with a lone surrogate in any of its text (``lone_surrogate``: it cannot be hashed or
+written as UTF-8) is skipped, listed in ``dropped`` as ``{"id", "skipped": reason,
+"detail"}`` (without its text) and counted by :func:`skip_counts`. The other records
+are deduplicated as if it were not there.
+
     from scoder.pool.dedup import dedup
     kept, dropped = dedup(records, threshold=0.5)
 """
 from __future__ import annotations
 
 import hashlib
+import re
+from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from itertools import chain
 from operator import methodcaller
@@ -37,6 +46,57 @@ from datasketch.minhash import _fmix  # the scheme's own pre-mix, so signatures 
 BATCH_SHINGLES = 8192
 # Functions per task when hashing in worker processes.
 CHUNK_FUNCTIONS = 4096
+
+
+SKIP_REASONS = ("missing_code", "code_not_text", "lone_surrogate")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _surrogate_in(value) -> bool:
+    if isinstance(value, str):
+        return _SURROGATE.search(value) is not None
+    if isinstance(value, dict):
+        return any(map(_surrogate_in, value)) or any(map(_surrogate_in, value.values()))
+    if isinstance(value, (list, tuple)):
+        return any(map(_surrogate_in, value))
+    return False
+
+
+def _bad_text(record: dict) -> tuple[str, str] | None:
+    """(skip reason, detail) of a record dedup cannot hash or write, else None."""
+    if "code" not in record:
+        return "missing_code", f"fields: {sorted(map(str, record))}"
+    if not isinstance(record["code"], str):
+        return "code_not_text", f"code is {type(record['code']).__name__}"
+    field = next((str(k) for k, v in record.items() if _surrogate_in(k) or _surrogate_in(v)), None)
+    if field is not None:
+        return "lone_surrogate", f"in field {field!r}"
+    return None
+
+
+def _writable(text: str) -> str:
+    """``text`` with lone surrogates spelled out, so that it can be written as UTF-8."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _split_bad(records: list) -> tuple[list[dict], list[dict]]:
+    """(records to deduplicate, skip entries of the others) in input order."""
+    valid, skipped = [], []
+    for record in records:
+        bad = _bad_text(record) if isinstance(record, dict) else ("missing_code", "not a JSON object")
+        if bad is None:
+            valid.append(record)
+            continue
+        rid = record.get("id") if isinstance(record, dict) else None
+        skipped.append({"id": _writable(rid) if isinstance(rid, str) else rid, "skipped": bad[0],
+                        "detail": _writable(bad[1])})
+    return valid, skipped
+
+
+def skip_counts(dropped: list[dict]) -> dict[str, int]:
+    """Skipped records by reason (every reason in ``SKIP_REASONS``, zeros included)."""
+    counts = Counter(d["skipped"] for d in dropped if "skipped" in d)
+    return {reason: counts[reason] for reason in SKIP_REASONS}
 
 
 def shingle_list(code: str, ngram: int = 5) -> list[bytes]:
@@ -145,7 +205,8 @@ def dedup(
     records: list[dict], *, threshold: float = 0.5, num_perm: int = 128, ngram: int = 5, seed: int = 1,
     workers: int = 1,
 ) -> tuple[list[dict], list[dict]]:
-    """(kept, dropped) by MinHash-LSH near-dedup; dropped records get ``duplicate_of``.
+    """(kept, dropped) by MinHash-LSH near-dedup; dropped records get ``duplicate_of``,
+    then come the skipped ones (bad text, see the module docstring).
 
     The banding is datasketch's (``MinHashLSH(threshold, num_perm)`` picks the bands and
     their keys are made the same way), but the buckets are plain dicts: going through
@@ -154,6 +215,7 @@ def dedup(
     numpy) go through the buckets; the others are kept and nothing can hit them. Each
     bucket holds one kept function (a kept function collided with none), so a
     duplicate's match is the earliest kept function sharing a band, as with the index."""
+    records, skipped = _split_bad(records)
     hashranges = MinHashLSH(threshold=threshold, num_perm=num_perm).hashranges
     sigs = minhash_signatures([r["code"] for r in records], num_perm=num_perm, seed=seed, ngram=ngram, workers=workers)
     candidates = np.flatnonzero(_colliding(sigs, hashranges))
@@ -172,7 +234,7 @@ def dedup(
                 bucket[key] = i
     kept = [r for i, r in enumerate(records) if i not in duplicate_of]
     dropped = [{**records[i], "duplicate_of": records[j]["id"]} for i, j in sorted(duplicate_of.items())]
-    return kept, dropped
+    return kept, dropped + skipped
 
 
 def dedup_reference(
@@ -186,6 +248,7 @@ def dedup_reference(
             m.update(s)
         return m
 
+    records, skipped = _split_bad(records)
     lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
     kept, dropped = [], []
     for i, record in enumerate(records):
@@ -196,4 +259,4 @@ def dedup_reference(
         else:
             lsh.insert(i, m)
             kept.append(record)
-    return kept, dropped
+    return kept, dropped + skipped
