@@ -249,7 +249,8 @@ class _RunBuilder:
         for j in range(w["experiments"]):
             mix = self.add("mix", {"scored": annotation.path("scored")},
                            {"experiment": j, "experiments": w["experiments"], "size": w["size"],
-                            "seed": w.get("seed", 0), "aspects": aspects})
+                            "seed": w.get("seed", 0), "aspects": aspects,
+                            "require_full_rank": w.get("require_full_rank", True)})
             target = self.finetune([mix.path("data")], self.s["models"]["target"], w["train"], "weights")
             mixes.append(mix.path("stats"))
             scores.append(self.evaluate(target, w["benchmark"]).path("scores"))
