@@ -13,6 +13,8 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 
+from scoder.benchmarks.texts import sources
+
 WORK = "work"
 EMBEDDED_MODELS = {"embedded:smollm2": f"{WORK}/models/smollm2-135m-instruct"}
 
@@ -278,7 +280,9 @@ class _RunBuilder:
         quality = self.add("quality", {"pool": filt.path("pool"), **model_inputs(m["quality"])},
                            {"generator": backend_spec(self.s["backends"]["quality"], m["quality"]), **p["quality"]},
                            "generate")
-        decon = self.add("decontaminate", {"pool": quality.path("pool")}, p["decontaminate"])
+        d = p["decontaminate"]
+        decon = self.add("decontaminate", {"pool": quality.path("pool")},
+                         {**d, "benchmarks": sources(d.get("benchmarks", "evaluation"), self.s["evaluation"])})
         embedder = "minilm" if m["embedder"] == "embedded:minilm" else m["embedder"]
         # embeddings of the whole pool: a GPU job on the cluster (instructor-large)
         categorize = self.add("categorize", {"pool": decon.path("pool")}, {"embedder": embedder, **p["categorize"]},

@@ -1,8 +1,10 @@
 from pathlib import Path
 
+from scoder.benchmarks.texts import benchmark_texts
 from scoder.io import read_jsonl, write_json, write_jsonl
 from scoder.smk import stage
 from scoder.soda.knowledge import teach
+from scoder.soda.questions import TRAINING_FIELDS, decontaminate, decontamination_stats
 from scoder.steps import generator_for
 
 with stage(snakemake) as (inp, out, s):
@@ -10,6 +12,14 @@ with stage(snakemake) as (inp, out, s):
     knowledge, failures, stats = teach(questions, generator_for(s["generator"]), str(Path(out.stats).parent / "progress"),
                                        sampling=s["sampling"], model_name=s["model_name"], errors=s["errors"],
                                        batch_size=s["generator"].get("batch_size", 8))
+    # the training data is the questions and the teacher's answers: both are checked (§4.6)
+    d = s["decontaminate"]
+    texts, absent = benchmark_texts(d["benchmarks"])
+    knowledge, removed = decontaminate(knowledge, texts, fields=TRAINING_FIELDS, ngram=d.get("ngram", 5),
+                                       threshold=d.get("threshold", 0.7))
     write_jsonl(out.knowledge, knowledge)
     write_jsonl(out.failures, failures)
-    write_json(out.stats, {"stage": "soda_teacher", "settings": s, **stats})
+    write_json(out.stats, {"stage": "soda_teacher", "settings": s, **stats, "kept": len(knowledge),
+                           "pairs": sum(k["faulty"] is not None for k in knowledge),
+                           "contaminated": len(removed), "removed": removed[:50],
+                           "decontamination": decontamination_stats(texts, absent, removed)})

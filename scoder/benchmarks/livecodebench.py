@@ -168,6 +168,17 @@ def load_problems(settings: dict) -> tuple[list[dict], str]:
     return [decode_problem(r) for r in rows], source
 
 
+def question_texts(settings: dict) -> list[tuple[str, str]]:
+    """``(question_id, question + starter code)`` of every problem of the release (no date
+    window, tests not decoded), rows read one at a time: for decontamination."""
+    from scoder.io import iter_jsonl
+
+    files, _ = data_files(settings)
+    rows = (r for f in files for r in (iter_jsonl(f) if f.name.endswith(".jsonl") else read_records(f)))
+    return [(str(r["question_id"]), f"{r['question_content']}\n{r.get('starter_code') or ''}".strip())
+            for r in rows]
+
+
 def decode_problem(row: dict) -> dict:
     """One dataset row with its test lists and metadata parsed."""
     def tests(value):

@@ -17,6 +17,7 @@ answers the new ones, the earlier answers and splits are reused.
 """
 from __future__ import annotations
 
+from scoder.benchmarks.texts import sources
 from scoder.plan import FILES, WORK, Node, Plan, backend_spec, model_inputs, model_path
 
 SODA_FILES = {
@@ -83,7 +84,8 @@ class _SodaRunBuilder:
             step = {"cycle": c}
             step["teacher"] = self.add("soda_teacher", {"questions": new_questions[-1], **model_inputs(m["teacher"])},
                                        {"generator": self.gen("teacher", m["teacher"]), "model_name": m["teacher"],
-                                        "sampling": s["teacher"]["sampling"], "errors": s["teacher"]["errors"]},
+                                        "sampling": s["teacher"]["sampling"], "errors": s["teacher"]["errors"],
+                                        "decontaminate": self.decontamination()},
                                        "generate")
             step["split"] = self.add("soda_split", {"knowledge": step["teacher"].path("knowledge")}, s["split"])
             splits.append(step["split"])
@@ -141,7 +143,12 @@ class _SodaRunBuilder:
         return self.add("soda_questions", inputs,
                         {"source": {k: v for k, v in source.items() if k in _SOURCE_KEYS[source["type"]]},
                          "limit": q.get("limit"),
-                         "seed": q.get("seed", 0), "decontaminate": q["decontaminate"]})
+                         "seed": q.get("seed", 0), "decontaminate": self.decontamination()})
+
+    def decontamination(self) -> dict:
+        """The questions' decontamination settings, its benchmarks resolved against the evaluation."""
+        d = self.s["questions"]["decontaminate"]
+        return {**d, "benchmarks": sources(d.get("benchmarks", "evaluation"), self.s["evaluation"])}
 
     def scorer_model(self, answer: Node | None):
         """(model path, Snakemake inputs, annotate node, scorer node) of the scoring model:
