@@ -21,7 +21,8 @@ SIMPLIFICATIONS = {
                        "score levels by execution alone (Pass -> medium, Fail -> hard)",
     "update_quotas": "a level with no questions gives its share of new questions to the others",
     "benchmarks": "MBPP(+) and MultiPL-E need local data files; without them they are absent; MultiPL-E's Java "
-                  "runs without the javatuples jar",
+                  "runs without the javatuples jar; the paper's C column cannot be reproduced from MultiPL-E, "
+                  "which has no C translation (reported absent)",
 }
 TINY_SIMPLIFICATIONS = {
     "models": "SmolLM2-135M-Instruct plays student, teacher, annotator and scorer",
