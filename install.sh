@@ -14,7 +14,10 @@ MODE="${1:-}"
 # Only missing commands are installed (an existing JDK or Node.js is kept); as root with
 # apt-get, else they are listed and the execution check reports them as toolchain_missing.
 # SCODER_NO_APT=1 skips this step.
-TOOLCHAINS="javac:default-jdk-headless java:default-jdk-headless node:nodejs gcc:gcc g++:g++ go:golang-go"
+TOOLCHAINS="javac:default-jdk-headless java:default-jdk-headless node:nodejs gcc:gcc g++:g++ go:golang-go npm:npm"
+# MultiPL-E's TypeScript (scoder/benchmarks/multiple.py): tsc from npm, pinned, installed
+# globally (/usr/bin/tsc) so the sandbox finds it on its PATH and runs it offline.
+TYPESCRIPT=typescript@5.9.3
 install_toolchains() {
     local missing=() entry
     for entry in $TOOLCHAINS; do
@@ -41,6 +44,14 @@ install_toolchains() {
 }
 [ "$MODE" = --offline ] && SCODER_NO_APT=1  # apt needs the network
 install_toolchains
+if ! command -v tsc >/dev/null 2>&1; then
+    if [ "${SCODER_NO_APT:-0}" != 1 ] && [ "$(id -u)" = 0 ] && command -v npm >/dev/null 2>&1; then
+        npm install -g --no-audit --no-fund "$TYPESCRIPT" >/dev/null \
+            || echo "install.sh: npm install -g $TYPESCRIPT failed; MultiPL-E's ts stays absent" >&2
+    else
+        echo "install.sh: tsc not installed (as root: npm install -g $TYPESCRIPT); MultiPL-E's ts is absent" >&2
+    fi
+fi
 [ "$MODE" = --toolchains ] && exit 0
 
 PIP="python3 -m pip install --disable-pip-version-check -q"

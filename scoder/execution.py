@@ -237,7 +237,8 @@ def _failure(spec: LanguageSpec, r: SandboxResult, stage: str) -> tuple[str, str
     if environment:
         return "environment_error", f"{stage}: {environment.strip()[:300]}"
     status = "compile_error" if stage == "compile" else "runtime_error"
-    detail = r.killed_reason or (_first_error(r.stderr) if stage == "compile" else _exception(r))
+    # tsc reports its errors on stdout
+    detail = r.killed_reason or (_first_error(r.stderr or r.stdout) if stage == "compile" else _exception(r))
     return status, f"{stage}: {detail}"
 
 

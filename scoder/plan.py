@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import sys
 
+from scoder.benchmarks.texts import sources
 from scoder.dag import DAG, WORK, Node, backend_spec, file_pattern, model_inputs, model_path
 from scoder.layout import Iteration, Pool, Probe, Run, Scorer, Shard
 
@@ -126,7 +127,9 @@ class _RunBuilder:
         quality = self.add("quality", {"pool": filt.path("pool"), **model_inputs(m["quality"])},
                            {"generator": backend_spec(self.s["backends"]["quality"], m["quality"]), **p["quality"]},
                            "generate")
-        decon = self.add("decontaminate", {"pool": quality.path("pool")}, p["decontaminate"])
+        d = p["decontaminate"]
+        decon = self.add("decontaminate", {"pool": quality.path("pool")},
+                         {**d, "benchmarks": sources(d.get("benchmarks", "evaluation"), self.s["evaluation"])})
         embedder = "minilm" if m["embedder"] == "embedded:minilm" else m["embedder"]
         # embeddings of the whole pool: a GPU job on the cluster (instructor-large)
         categorize = self.add("categorize", {"pool": decon.path("pool")}, {"embedder": embedder, **p["categorize"]},
@@ -277,7 +280,8 @@ class _RunBuilder:
         for j in range(w["experiments"]):
             mix = self.add("mix", {"scored": annotation.path("scored")},
                            {"experiment": j, "experiments": w["experiments"], "size": w["size"],
-                            "seed": w.get("seed", 0), "aspects": aspects})
+                            "seed": w.get("seed", 0), "aspects": aspects,
+                            "require_full_rank": w.get("require_full_rank", True)})
             target = self.finetune([mix.path("data")], self.s["models"]["target"], w["train"], "weights")
             mixes.append(mix.path("stats"))
             scores.append(self.evaluate(target, w["benchmark"]).path("scores"))

@@ -33,8 +33,12 @@ def simplifications(settings: dict) -> dict:
         out["scorer_mode"] = "scores are expected digits under the scorer's next-token distribution (not in the paper)"
     if sc["weights"]["method"] != "learned":
         out["weights"] = f"aspect weights are {sc['weights']['method']}, not learned by ridge regression"
-    elif sc["weights"].get("experiments", 20) < 20:
-        out["weights"] = f"weights learned from K={sc['weights']['experiments']} experiments (paper: 20)"
+    else:
+        if sc["weights"].get("experiments", 20) < 20:
+            out["weights"] = f"weights learned from K={sc['weights']['experiments']} experiments (paper: 20)"
+        out["weights_design"] = ("the K experiment datasets push the aspect scores' principal directions both "
+                                 "ways so ridge can identify each weight (the paper does not say how its "
+                                 "datasets were built)")
     if settings["teacher"].get("protocol") == "two_step":
         out["teacher"] = "the teacher writes the problem, then its solution, in two requests (not in the paper)"
     if settings["sampling"].get("protocol") == "two_step":
@@ -106,7 +110,7 @@ def build_results(run: str, settings: dict, files: dict[str, str], stages: list[
     for name in POOL_STAGES:
         st = read_json(files[f"{name}_stats"])
         pool[name] = {k: st[k] for k in ("in", "out", "dropped", "supply") if k in st}
-        for extra in ("categories", "matched_tasks", "usage"):
+        for extra in ("categories", "matched_tasks", "usage", "benchmarks", "absent"):
             if extra in st:
                 pool[name][extra] = st[extra]
     teacher = read_json(files["teacher_stats"])
@@ -134,7 +138,7 @@ def build_results(run: str, settings: dict, files: dict[str, str], stages: list[
     if "weights" in files:
         w = read_json(files["weights"])
         scorer["weights"] = {k: w[k] for k in ("weights", "intercept", "alpha", "K", "r2", "metric", "points",
-                                                "fallback") if k in w}
+                                                "design", "degenerate", "fallback") if k in w}
     final = read_json(files["final_stats"])
     target_log = read_json(files["target_log"])
     usage = teacher.get("usage", {})

@@ -4,10 +4,10 @@ The scorer rates each (problem, solution) pair on Z aspects with integers in
 [0, 9] and a raw composite (`overall`) score; the aggregated score is
 Score = Σ_z w_z · x_z (eq. 1), with w learned by ridge regression from K
 experiments that map a dataset's mean aspect vector to the benchmark score of
-a model fine-tuned on it (eq. 2). The best-scored candidate per snippet is kept.
+a model fine-tuned on it (eq. 2, ``scoder.weights``). The best-scored candidate
+per snippet is kept.
 
     samples, stats = score_samples(samples, generator, DEFAULT_ASPECTS)
-    fit = fit_weights(X, y, list(DEFAULT_ASPECTS), alpha=1.0)
     kept = best_candidates(samples, selector="weighted", weights=fit["weights"])
 
 The paper's scoring prompt (its Figure 7) is an image we do not have; ours is
@@ -20,7 +20,6 @@ import re
 from collections import Counter
 
 import numpy as np
-from sklearn.linear_model import Ridge
 
 DEFAULT_ASPECTS: dict[str, str] = {
     "question_answer_consistency": "the solution answers exactly the problem that is asked",
@@ -262,71 +261,6 @@ def aspect_weights(spec: dict, aspects: list[str], learned: dict | None = None) 
     return {a: float(weights[a]) for a in aspects}
 
 
-# ---------------------------------------------------------------- learning the weights (eq. 2)
-
-def fit_weights(
-    X: np.ndarray, y: np.ndarray, aspects: list[str], *, alpha: float, fit_intercept: bool = False
-) -> dict:
-    """Ridge regression of experiment scores y_k on mean aspect vectors x̄_k (eq. 2, λ = alpha).
-
-    Eq. 2 has no intercept, hence fit_intercept=False by default; with True the
-    intercept is fitted unpenalised (scikit-learn's convention).
-    """
-    X, y = np.asarray(X, dtype=float), np.asarray(y, dtype=float)
-    if X.ndim != 2 or X.shape != (len(y), len(aspects)):
-        raise ValueError(f"X must be (K, {len(aspects)}) and y (K,); got {X.shape} and {y.shape}")
-    model = Ridge(alpha=alpha, fit_intercept=fit_intercept).fit(X, y)
-    pred = model.predict(X)
-    return {
-        "weights": {a: float(w) for a, w in zip(aspects, model.coef_)},
-        "intercept": float(model.intercept_),
-        "alpha": float(alpha),
-        "K": int(len(y)),
-        "r2": float(model.score(X, y)) if len(y) > 1 else None,
-        "points": [
-            {"x": dict(zip(aspects, map(float, xk))), "y": float(yk), "predicted": float(pk)}
-            for xk, yk, pk in zip(X, y, pred)
-        ],
-    }
-
-
-def experiment_mixes(samples: list[dict], *, k: int, size: int, seed: int) -> list[list[dict]]:
-    """K training sets of `size` samples with different quality mixes for the weight-learning runs.
-
-    Samples are ranked by their plain mean aspect score (weights are what we are
-    learning) and split into a top and a bottom half; experiment j draws a share
-    q_j = j/(K-1) from the top half and the rest from the bottom half. A half
-    smaller than its share is sampled with replacement. The paper does not say
-    how its K=20 datasets were built; this is our design.
-    """
-    if k < 1 or size < 1 or len(samples) < 2:
-        raise ValueError("need k >= 1, size >= 1 and at least two samples")
-    def rank(s: dict) -> tuple:
-        avg = _average(s["aspect_scores"])
-        return (math.isnan(avg), -avg if not math.isnan(avg) else 0.0, str(s["id"]))
-
-    ranked = sorted(samples, key=rank)
-    top, bottom = ranked[: len(ranked) // 2], ranked[len(ranked) // 2 :]
-    rng = np.random.default_rng(seed)
-    mixes = []
-    for j in range(k):
-        q = j / (k - 1) if k > 1 else 0.5
-        n_top = int(round(q * size))
-        picks = [top[i] for i in rng.choice(len(top), n_top, replace=n_top > len(top))]
-        n_bot = size - n_top
-        picks += [bottom[i] for i in rng.choice(len(bottom), n_bot, replace=n_bot > len(bottom))]
-        mixes.append([picks[i] for i in rng.permutation(len(picks))])
-    return mixes
-
-
-def mean_aspect_vector(samples: list[dict], aspects: list[str]) -> np.ndarray:
-    """x̄: per-aspect mean score over a dataset, skipping unparsed (None) scores; NaN if none."""
-    cols = np.array([[np.nan if s["aspect_scores"].get(a) is None else s["aspect_scores"][a]
-                      for a in aspects] for s in samples], dtype=float).reshape(len(samples), len(aspects))
-    with np.errstate(all="ignore"):
-        return np.array([np.nanmean(c) if np.isfinite(c).any() else np.nan for c in cols.T])
-
-
 # ---------------------------------------------------------------- the scorer's own data (Appendix C)
 
 def scorer_training_pool(files: list[str], sources: list[dict], *, seed: int) -> tuple[list[dict], dict]:
@@ -365,40 +299,6 @@ def scoring_example(sample: dict, aspects: dict[str, str]) -> dict | None:
     lines.append(f"{OVERALL}: {int(math.floor(sample['composite'] + 0.5))}")
     return {"messages": scoring_messages(sample["problem"], sample["solution"], aspects)
             + [{"role": "assistant", "content": "\n".join(lines)}]}
-
-
-def metric_value(scores: dict, metric: str) -> float | None:
-    """pass@1 of ``<benchmark>.<variant>`` in an evaluation's scores.json, or None if absent."""
-    bench, variant = metric.split(".", 1)
-    entry = scores.get("benchmarks", {}).get(bench, {}).get(variant)
-    return None if entry is None else float(entry["pass@1"])
-
-
-def fit_experiments(mixes: list[dict], scores: list[dict], aspects: list[str], *, metric: str,
-                    alpha: float) -> dict:
-    """Eq. 2 over the K weight experiments: x̄_k from each mix's stats, y_k = ``metric`` of its
-    fine-tuned model's evaluation.  Unscored aspects count as the mean of the others."""
-    X, y = [], []
-    for k, (mix, score) in enumerate(zip(mixes, scores)):
-        value = metric_value(score, metric)
-        if value is None:
-            reason = score.get("absent", {}).get(metric) or score.get("absent", {}).get(metric.split(".")[0])
-            raise ValueError(f"scorer.weights.metric: experiment {k} has no {metric} score "
-                             f"({reason or 'not evaluated'}); name a benchmark that scorer.weights.benchmark runs")
-        row = np.array([np.nan if mix["mean_aspects"].get(a) is None else mix["mean_aspects"][a] for a in aspects])
-        if not np.isfinite(row).any():
-            raise ValueError(f"experiment {k}: no aspect score parsed in its data; check the annotation stage")
-        X.append(np.where(np.isfinite(row), row, np.nanmean(row)))
-        y.append(value)
-    fit = {"metric": metric, **fit_weights(np.array(X), np.array(y), aspects, alpha=alpha)}
-    if np.ptp(y) == 0:
-        # every experiment scored the same: the regression says nothing about the aspects
-        # (its weights are all 0 and would rank every candidate equal), so fall back to uniform
-        fit["fitted_weights"] = fit["weights"]
-        fit["weights"] = {a: 1.0 / len(aspects) for a in aspects}
-        fit["fallback"] = (f"all {len(y)} experiments scored {y[0]} on {metric}: no signal to fit, "
-                           "uniform weights used (raise the experiments' size or pick a finer metric)")
-    return fit
 
 
 def random_candidates(samples: list[dict], *, seed: int) -> list[dict]:

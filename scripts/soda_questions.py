@@ -9,7 +9,7 @@ with stage(snakemake) as (inp, out, s):
     else:
         raw = from_file(source["path"], source.get("field", "instruction"))
     d = s["decontaminate"]
-    questions, stats = initial_questions(raw, limit=s["limit"], seed=s["seed"], benchmarks=d.get("benchmarks", []),
+    questions, stats = initial_questions(raw, limit=s["limit"], seed=s["seed"], benchmarks=d["benchmarks"],
                                          ngram=d.get("ngram", 5), threshold=d.get("threshold", 0.7))
     write_jsonl(out.questions, questions)
     write_json(out.stats, {"stage": "soda_questions", "settings": s, **stats})

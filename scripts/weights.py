@@ -1,5 +1,5 @@
 from scoder.io import read_json, write_json
-from scoder.scoring import fit_experiments
+from scoder.weights import fit_experiments
 from scoder.smk import stage
 
 with stage(snakemake) as (inp, out, s):

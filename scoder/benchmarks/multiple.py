@@ -25,10 +25,13 @@ and exits with status 0.  Runners, mapped from MultiPL-E's codes to execution's
 languages: ``py`` python, ``js`` javascript, ``cpp`` C++17, ``java`` (``java -ea``, so
 the tests' ``assert`` statements count, as MultiPL-E's ``eval_java``), ``go`` (the
 file is ``main_test.go`` built with ``go test -c`` and run, as MultiPL-E's
-``go test``).  Simpler than MultiPL-E: Java runs without the ``javatuples`` jar on
-the class path (the few problems that import it fail to compile); a language with
-no runner here (``ts``, ``rs``, ``cs``, ...) or whose toolchain is missing is
-reported absent with the reason, never as a zero.
+``go test``), ``ts`` (``tsc --target esnext`` then ``node`` on the emitted ``.js``, as
+MultiPL-E's ``eval_ts``: a type error fails; the TypeScript compiler comes from npm,
+``./install.sh`` pins it).  Simpler than MultiPL-E: Java runs without the ``javatuples``
+jar on the class path (the few problems that import it fail to compile); a language
+with no runner here (``rs``, ``cs``, ...), without data (MultiPL-E translates no C,
+which SODA's tables list) or whose toolchain is missing is reported absent with the
+reason, never as a zero.
 """
 from __future__ import annotations
 
@@ -36,7 +39,7 @@ import dataclasses
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from scoder.execution import LANGUAGES, check_program, missing_toolchain
+from scoder.execution import LANGUAGES, LanguageSpec, check_program, missing_toolchain
 
 from .common import GenerationCache, Protocol, Task, Unavailable, generate, read_records, short, summarize
 
@@ -49,7 +52,12 @@ RUNNERS = {
         a for r in LANGUAGES["java"].run for a in ((r, "-ea") if r == "java" else (r,)))),
     "go": dataclasses.replace(LANGUAGES["go"], source="main_test.go",
                               compile=("go", "test", "-c", "-o", "main", "{source}")),
+    # not one of SODA's execution languages (§3.3.2), only MultiPL-E's; tsc is a Node.js program
+    "ts": LanguageSpec("typescript", "main.ts", run=("node", "--max-old-space-size={memory_mb}", "main.js"),
+                       compile=("tsc", "--target", "esnext", "{source}"), runtime_overhead_mb=1024),
 }
+# Languages SODA reports that MultiPL-E has no translation for
+NOT_IN_MULTIPLE = {"c": "MultiPL-E translates HumanEval/MBPP into C++ (cpp), not C"}
 DATA_SUFFIXES = (".jsonl", ".jsonl.gz", ".json", ".json.gz", ".parquet")
 FIELDS = ("name", "language", "prompt", "tests", "stop_tokens")
 
@@ -121,6 +129,7 @@ def evaluate(generator, settings: dict, protocol: Protocol, cache: GenerationCac
     problems = load_problems(settings)
     protocol = dataclasses.replace(protocol, style="base")
     absent = {lang: f"no {lang} problems in {settings['path']}"
+                    + (f" ({NOT_IN_MULTIPLE[lang]})" if lang in NOT_IN_MULTIPLE else "")
               for lang in settings.get("languages") or RUNNERS if lang not in problems}
     runnable = {}
     for lang, rows in problems.items():

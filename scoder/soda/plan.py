@@ -17,6 +17,7 @@ answers the new ones, the earlier answers and splits are reused.
 """
 from __future__ import annotations
 
+from scoder.benchmarks.texts import sources
 from dataclasses import dataclass
 
 from scoder.dag import DAG, Node, backend_spec, file_pattern, model_inputs, model_path, stage_table
@@ -126,7 +127,8 @@ class _SodaRunBuilder:
         for c in range(1, s["cycles"] + 1):
             teacher = self.add("soda_teacher", {"questions": new_questions[-1], **model_inputs(m["teacher"])},
                                {"generator": self.gen("teacher", m["teacher"]), "model_name": m["teacher"],
-                                "sampling": s["teacher"]["sampling"], "errors": s["teacher"]["errors"]},
+                                "sampling": s["teacher"]["sampling"], "errors": s["teacher"]["errors"],
+                                "decontaminate": self.decontamination()},
                                "generate")
             split = self.add("soda_split", {"knowledge": teacher.path("knowledge")}, s["split"])
             splits.append(split)
@@ -182,7 +184,12 @@ class _SodaRunBuilder:
         return self.add("soda_questions", inputs,
                         {"source": {k: v for k, v in source.items() if k in _SOURCE_KEYS[source["type"]]},
                          "limit": q.get("limit"),
-                         "seed": q.get("seed", 0), "decontaminate": q["decontaminate"]})
+                         "seed": q.get("seed", 0), "decontaminate": self.decontamination()})
+
+    def decontamination(self) -> dict:
+        """The questions' decontamination settings, its benchmarks resolved against the evaluation."""
+        d = self.s["questions"]["decontaminate"]
+        return {**d, "benchmarks": sources(d.get("benchmarks", "evaluation"), self.s["evaluation"])}
 
     def scorer_model(self, answer: Node | None):
         """(model path, Snakemake inputs, annotate node, scorer node) of the scoring model:

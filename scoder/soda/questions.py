@@ -1,8 +1,8 @@
-"""The initial seed knowledge: programming questions (SODA §4.6).
+"""The initial seed knowledge: programming questions (SODA §4.6), and the decontamination
+of SODA's training data against the benchmarks.
 
 The paper starts from 110K automatically generated Evol-Instruct questions
-(evol-codealpaca-v1, field ``instruction``), decontaminated against the
-benchmarks with 5-gram Jaccard similarity >= 0.7.  Sources:
+(evol-codealpaca-v1, field ``instruction``).  Sources:
 
 * ``{type: file, path, field}`` — a local JSONL file (the paper's data);
 * ``{type: scoder_supply, run}`` — a stated stand-in where that file cannot be
@@ -11,8 +11,16 @@ benchmarks with 5-gram Jaccard similarity >= 0.7.  Sources:
   The SCoder pool is already decontaminated (n-gram overlap), and the
   artifacts are shared with that run.
 
-The Jaccard filter uses datasketch's MinHash LSH over the same 5-gram
-shingles as the pool's dedup (``scoder.pool.dedup.shingles``).
+Decontamination (§4.6: "we use 5-grams and a Jaccard similarity threshold of 0.7 to
+verify that no duplication between our training data and the docstrings or solutions
+from HumanEval, MBPP, and MultiPL-E benchmarks"): a record goes when the word 5-gram
+set of any of its texts (a question here; the question and the teacher's answers in
+``soda_teacher``, so the questions each later cycle writes are covered too) has
+Jaccard similarity >= 0.7 with a benchmark prompt or solution
+(``scoder.benchmarks.texts``: every benchmark the run evaluates whose data is
+present).  datasketch's MinHash LSH over the pool dedup's shingles
+(``scoder.pool.dedup.shingles``) proposes candidates at a lower threshold and the
+exact Jaccard of the two sets decides.
 """
 from __future__ import annotations
 
@@ -21,9 +29,9 @@ from pathlib import Path
 import numpy as np
 from datasketch import MinHash, MinHashLSH
 
+from scoder.benchmarks.texts import benchmark_texts
 from scoder.data import docstring_pairs
 from scoder.io import iter_jsonl
-from scoder.pool.decontaminate import benchmark_texts
 from scoder.pool.dedup import shingles
 
 
@@ -46,37 +54,67 @@ def from_file(path: str, field: str = "instruction") -> list[dict]:
     return out
 
 
-def _minhash(text: str, num_perm: int, ngram: int) -> MinHash:
+def _minhash(shingle_set: set, num_perm: int) -> MinHash:
     m = MinHash(num_perm=num_perm, seed=1)
-    m.update_batch(list(shingles(text, ngram)))
+    m.update_batch(list(shingle_set))
     return m
 
 
-def decontaminate(questions: list[dict], texts: list[tuple[str, str]], *, ngram: int = 5,
-                  threshold: float = 0.7, num_perm: int = 128) -> tuple[list[dict], list[dict]]:
-    """(kept, removed): a question is removed when its word 5-gram set has (MinHash-estimated)
-    Jaccard similarity >= ``threshold`` with a benchmark prompt or solution."""
-    lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
-    for i, (task_id, text) in enumerate(texts):
-        lsh.insert(f"{i}|{task_id}", _minhash(text, num_perm, ngram))
+# What a teacher's knowledge record trains on: SFT's answer, DPO's code blocks, the question.
+TRAINING_FIELDS = ("question", "correct", "correct_code", "faulty", "faulty_code")
+
+
+def decontaminate(records: list[dict], texts: dict[str, list[tuple[str, str]]], *, fields=("question",),
+                  ngram: int = 5, threshold: float = 0.7, num_perm: int = 128) -> tuple[list[dict], list[dict]]:
+    """(kept, removed): a record is removed when the ``ngram``-shingle set of one of its
+    ``fields`` has Jaccard similarity >= ``threshold`` with a benchmark text; each removed
+    record says which field matched which benchmark task, and how closely."""
+    lsh = MinHashLSH(threshold=max(0.05, threshold - 0.2), num_perm=num_perm)
+    sets = {}
+    for bench, items in texts.items():
+        for i, (task_id, text) in enumerate(items):
+            if text.split():
+                key = f"{bench}|{i}|{task_id}"
+                sets[key] = shingles(text, ngram)
+                lsh.insert(key, _minhash(sets[key], num_perm))
     kept, removed = [], []
-    for q in questions:
-        hits = lsh.query(_minhash(q["question"], num_perm, ngram))
-        if hits:
-            removed.append({"id": q["id"], "task_id": sorted(hits)[0].split("|", 1)[1]})
+    for record in records:
+        hit = None
+        for name in fields:
+            text = record.get(name)
+            if not text or not str(text).split():
+                continue
+            mine = shingles(str(text), ngram)
+            best = max(((len(mine & sets[k]) / len(mine | sets[k]), k) for k in lsh.query(_minhash(mine, num_perm))),
+                       default=(0.0, None))
+            if best[0] >= threshold:
+                bench, _, task_id = best[1].split("|", 2)
+                hit = {"id": record["id"], "field": name, "benchmark": bench, "task_id": task_id,
+                       "jaccard": round(best[0], 4)}
+                break
+        if hit:
+            removed.append(hit)
         else:
-            kept.append(q)
+            kept.append(record)
     return kept, removed
+
+
+def decontamination_stats(texts: dict, absent: dict, removed: list[dict]) -> dict:
+    """Per benchmark: problems and texts checked, records removed; absent ones with the reason."""
+    return {"benchmarks": {b: {"problems": len({t for t, _ in items}), "texts": len(items),
+                               "removed": sum(r["benchmark"] == b for r in removed)} for b, items in texts.items()},
+            "absent": dict(absent)}
 
 
 def initial_questions(questions: list[dict], *, limit: int | None, seed: int, benchmarks: list[dict],
                       ngram: int = 5, threshold: float = 0.7) -> tuple[list[dict], dict]:
-    """Decontaminated questions, then ``limit`` of them in a seeded order (all when None)."""
-    kept, removed = decontaminate(questions, benchmark_texts(benchmarks), ngram=ngram,
-                                  threshold=threshold) if benchmarks else (list(questions), [])
+    """Decontaminated questions, then ``limit`` of them in a seeded order (all when None).
+    ``benchmarks``: resolved entries (``scoder.benchmarks.texts.sources``)."""
+    texts, absent = benchmark_texts(benchmarks)
+    kept, removed = decontaminate(questions, texts, ngram=ngram, threshold=threshold)
     order = np.random.default_rng(seed).permutation(len(kept)) if limit and limit < len(kept) else range(len(kept))
     chosen = [kept[i] for i in list(order)[:limit or len(kept)]]
     for q in chosen:
         q["cycle"] = 1
     return chosen, {"in": len(questions), "contaminated": len(removed), "out": len(chosen),
-                    "removed": removed[:50]}
+                    "decontamination": decontamination_stats(texts, absent, removed), "removed": removed[:50]}

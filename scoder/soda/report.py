@@ -21,7 +21,8 @@ SIMPLIFICATIONS = {
                        "score levels by execution alone (Pass -> medium, Fail -> hard)",
     "update_quotas": "a level with no questions gives its share of new questions to the others",
     "benchmarks": "MBPP(+) and MultiPL-E need local data files; without them they are absent; MultiPL-E's Java "
-                  "runs without the javatuples jar",
+                  "runs without the javatuples jar; the paper's C column cannot be reproduced from MultiPL-E, "
+                  "which has no C translation (reported absent)",
 }
 TINY_SIMPLIFICATIONS = {
     "models": "SmolLM2-135M-Instruct plays student, teacher, annotator and scorer",
@@ -46,7 +47,8 @@ def build_results(run: str, settings: dict, files: dict[str, str], stages: list[
             "cycle": c,
             "new_questions": teacher["questions"],
             "teacher": {k2: teacher[k2] for k2 in ("correct_parse_rate", "faulty_parse_rate", "failed", "kept",
-                                                   "pairs", "error_types_named", "languages")},
+                                                   "pairs", "error_types_named", "languages", "contaminated",
+                                                   "decontamination") if k2 in teacher},
             "split": {k2: split[k2] for k2 in ("sft", "fcl", "fcl_without_faulty")},
             "sft_final_loss": last_loss(sft_log), "dpo_final_loss": last_loss(dpo_log),
             "feedback": {"questions": feedback["questions"], "code_parse_rate": rate(answer["code_parsed"],
