@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from scoder.pool.extract import extract_functions
+from scoder.pool.extract import extract_functions, source_problems
 
 GOOD = '''import math
 from collections import OrderedDict as OD
@@ -172,8 +172,17 @@ def test_missing_sources_name_the_setting(tmp_path):
         extract_functions([{"type": "stack", "path": str(tmp_path / "*.parquet")}])
     with pytest.raises(FileNotFoundError, match=r"pool\.sources\[0\]\.path: .* not a directory"):
         extract_functions([{"type": "tree", "path": str(tmp_path / "nowhere")}])
-    with pytest.raises(ValueError, match="unknown source type"):
+    with pytest.raises(FileNotFoundError, match=r"pool\.sources\[0\]\.type: unknown source type"):
         extract_functions([{"type": "github"}])
+    with pytest.raises(FileNotFoundError, match=r"pool\.sources\[1\]\.path: missing; a tree source"):
+        extract_functions([{"type": "stdlib"}, {"type": "tree"}])
+    # every problem at once, each naming its setting
+    assert source_problems([{"type": "stdlib"}, {"type": "tree", "path": str(tmp_path)},
+                            {"type": "stack", "path": str(tmp_path / "*.parquet")},
+                            {"type": "tree", "path": str(tmp_path / "nowhere")}]) == [
+        f"pool.sources[2].path: stack source {str(tmp_path / '*.parquet')!r} matches no file (parquet or JSONL "
+        "files with a 'content' column)",
+        f"pool.sources[3].path: tree source {tmp_path / 'nowhere'} is not a directory"]
 
 
 def test_worker_processes_change_nothing(tmp_path, monkeypatch):

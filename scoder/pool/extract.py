@@ -302,11 +302,7 @@ def _first(row: dict, columns: tuple[str, ...]) -> str | None:
 
 def _stack_items(pattern: str, *, max_file_bytes: int, stats: Counter, skipped: list[dict]) -> Iterator[tuple]:
     """Work items of Stack rows; the cheap checks (language, encoding, size) are done here."""
-    files = sorted(glob.glob(pattern))
-    if not files:
-        raise FileNotFoundError(f"stack source {pattern!r} matches no file: set pool.sources[].path to "
-                                "parquet or JSONL files with a 'content' column")
-    for file in files:
+    for file in sorted(glob.glob(pattern)):
         for i, row in _stack_rows(file, stats, skipped):
             stats["files_seen"] += 1
             repo = _first(row, STACK_REPO_COLUMNS) or Path(file).name
@@ -343,6 +339,27 @@ def _stack_items(pattern: str, *, max_file_bytes: int, stats: Counter, skipped: 
             yield ("text", content, "stack", repo, path, f"{repo}/{path}", where)
 
 
+def source_problems(sources: list[dict], setting: str = "pool.sources") -> list[str]:
+    """What is wrong with each source, one message per problem naming its setting
+    (``pool.sources[1].path: ... is not a directory``); empty when every source can be read.
+    The config's schema checks the settings' form; this checks the files (a pre-run check:
+    a dry run of a paper run lays out its DAG without the data)."""
+    problems = []
+    for i, src in enumerate(sources):
+        kind, path = src.get("type"), src.get("path")
+        if kind not in ("stdlib", "tree", "stack"):
+            problems.append(f"{setting}[{i}].type: unknown source type {kind!r} (stdlib, tree or stack)")
+        elif kind != "stdlib" and not path:
+            problems.append(f"{setting}[{i}].path: missing; a {kind} source reads "
+                            + ("a folder of .py files" if kind == "tree" else "parquet or JSONL files (a glob)"))
+        elif kind == "tree" and not Path(path).is_dir():
+            problems.append(f"{setting}[{i}].path: tree source {path} is not a directory")
+        elif kind == "stack" and not glob.glob(str(path)):
+            problems.append(f"{setting}[{i}].path: stack source {path!r} matches no file (parquet or JSONL "
+                            "files with a 'content' column)")
+    return problems
+
+
 def extract_functions(
     sources: list[dict], *, max_file_bytes: int = 1_000_000, limit: int | None = None, seed: int = 0,
     workers: int = 1,
@@ -351,23 +368,20 @@ def extract_functions(
     counts of what was seen and skipped, and every skipped file, row or function with its
     reason. With ``limit``, a seeded random sample in source order (the rest is logged as
     ``sampled_out``). ``workers`` processes parse files (the result does not depend on it)."""
+    problems = source_problems(sources)
+    if problems:  # before any work: not after an hour of parsing the first source
+        raise FileNotFoundError("; ".join(problems))
     stats: Counter = Counter(dict.fromkeys(STAT_KEYS, 0))
     records: list[dict] = []
     skipped: list[dict] = []
-    for i, src in enumerate(sources):
-        kind = src["type"]
-        if kind == "stdlib":
+    for src in sources:
+        if src["type"] == "stdlib":
             items = _tree_items(Path(sysconfig.get_paths()["stdlib"]), source="stdlib", repo="cpython-stdlib")
-        elif kind == "tree":
-            root = Path(src["path"])
-            if not root.is_dir():
-                raise FileNotFoundError(f"pool.sources[{i}].path: tree source {root} is not a directory")
-            label = src.get("name") or root.name
-            items = _tree_items(root, source=label, repo=label)
-        elif kind == "stack":
-            items = _stack_items(str(src["path"]), max_file_bytes=max_file_bytes, stats=stats, skipped=skipped)
+        elif src["type"] == "tree":
+            label = src.get("name") or Path(src["path"]).name
+            items = _tree_items(Path(src["path"]), source=label, repo=label)
         else:
-            raise ValueError(f"pool.sources[{i}].type: unknown source type {kind!r} (stdlib, tree or stack)")
+            items = _stack_items(str(src["path"]), max_file_bytes=max_file_bytes, stats=stats, skipped=skipped)
         records += _records(items, max_file_bytes=max_file_bytes, workers=workers, stats=stats, skipped=skipped)
     stats["functions_extracted"] = len(records)
     if limit is not None and limit < len(records):
