@@ -22,9 +22,9 @@ def pool():
 
 def test_every_kept_snippet_defines_in_the_sandbox(pool):
     records, kept, stats, skipped = pool
-    assert sorted(kept) == ["Shape.diagonal", "_double", "area", "area_in_cm", "dumps", "metres", "quadruple",
-                            "ring", "scale", "units", "words"]
-    assert stats["define_check"] == {"checked": 11, "pass": 11, "missing_module": 0, "error": 0, "rate": 1.0,
+    assert sorted(kept) == ["Shape.diagonal", "_double", "area", "area_in_cm", "circle", "dumps", "metres",
+                            "quadruple", "ring", "scale", "units", "words"]
+    assert stats["define_check"] == {"checked": 12, "pass": 12, "missing_module": 0, "error": 0, "rate": 1.0,
                                      "rate_installed": 1.0, "errors": {}}
     assert {q: e["reason"] for q, e in skipped.items()} == {
         "broken": "unresolved_name", "Shape.perimeter": "method", "Shape.triangle": "method",
@@ -52,6 +52,8 @@ def test_module_context_made_explicit(pool):
     # two levels up, and `from .. import module`
     assert "from shapes.geometry import area" in kept["ring"]["code"]
     assert "from shapes import _units" in kept["metres"]["code"]
+    # a relative import inside the function's body too
+    assert "    from shapes.geometry import area as circle_area\n    return circle_area(r)" in kept["circle"]["code"]
     # a static method loses its decorator; the context fields are not carried on
     assert kept["Shape.diagonal"]["code"].count("@staticmethod") == 0
     assert "module_imports" not in kept["area"] and kept["area"]["module"] == "shapes.geometry"

@@ -31,11 +31,14 @@ from __future__ import annotations
 
 import ast
 import builtins
+import io
 import keyword
+import os
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
+SITE_DIRS = ("site-packages", "dist-packages")
 # A longer module constant (a big table) is imported from its module, not copied.
 MAX_CONSTANT_LINES = 10
 BUILTIN_NAMES = frozenset(dir(builtins))
@@ -65,20 +68,26 @@ def _is_package(directory: str) -> bool:
 
 def module_name(file: Path) -> tuple[str | None, str | None]:
     """(dotted module name, directory to import it from) of a ``.py`` file: up through the
-    parent directories that are packages (hold ``__init__.py``); None when a part is not
-    an identifier (``my-script.py``)."""
-    file = Path(file).absolute()
+    parent directories that are packages (hold ``__init__.py``), and on through the
+    namespace packages of an installation (``site-packages/google/...``); None when a part
+    is not an identifier (``my-script.py``)."""
+    file = Path(os.path.realpath(file))
     parts = [] if file.stem == "__init__" else [file.stem]
     directory = file.parent
     while _is_package(str(directory)):
         parts.insert(0, directory.name)
         directory = directory.parent
+    if directory.name not in SITE_DIRS:
+        site = next((a for a in directory.parents if a.name in SITE_DIRS), None)
+        if site is not None:
+            parts = [*directory.relative_to(site).parts, *parts]
+            directory = site
     if not parts or not all(p.isidentifier() and not keyword.iskeyword(p) for p in parts):
         return None, None
     return ".".join(parts), str(directory)
 
 
-def _package(module: str | None, is_init: bool) -> str | None:
+def package_of(module: str | None, is_init: bool) -> str | None:
     if module is None:
         return None
     return module if is_init else module.rpartition(".")[0]
@@ -96,6 +105,32 @@ def resolve_relative(node: ast.ImportFrom, package: str | None) -> ast.ImportFro
         return None
     prefix = ".".join(base[:len(base) - (node.level - 1)])
     return ast.ImportFrom(module=f"{prefix}.{node.module}" if node.module else prefix, names=node.names, level=0)
+
+
+def absolute_imports(code: str, tree: ast.Module, package: str | None) -> str | None:
+    """``code`` with its own relative imports (``from .x import y`` inside the function)
+    made absolute inside ``package``; None when one cannot be."""
+    relative = [n for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.level]
+    if not relative:
+        return code
+    lines = io.StringIO(code, newline="").readlines()  # ast's own line numbering
+    starts = [0]
+    for line in lines:
+        starts.append(starts[-1] + len(line))
+
+    def offset(lineno: int, col: int) -> int:  # ast columns count UTF-8 bytes
+        return starts[lineno - 1] + len(lines[lineno - 1].encode("utf-8")[:col].decode("utf-8", "replace"))
+
+    edits = []
+    for node in relative:
+        resolved = resolve_relative(node, package)
+        if resolved is None:
+            return None
+        edits.append((offset(node.lineno, node.col_offset), offset(node.end_lineno, node.end_col_offset),
+                      ast.unparse(resolved)))
+    for start, end, text in sorted(edits, reverse=True):
+        code = code[:start] + text + code[end:]
+    return code
 
 
 def _is_type_checking(test: ast.expr) -> bool:
@@ -120,7 +155,8 @@ def _bound_names(node: ast.AST) -> list[str]:
     get = targets.get(type(node))
     if get is None:
         return []
-    return [n.id for t in get(node) for n in ast.walk(t) if isinstance(n, ast.Name)]
+    # only stored names: `x[0] = ...` or `x.y = ...` binds nothing
+    return [n.id for t in get(node) for n in ast.walk(t) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)]
 
 
 def import_bindings(statement: ast.stmt) -> list[str]:
@@ -170,7 +206,7 @@ def _segment(lines: list[str], node: ast.stmt) -> str:
 
 def module_context(tree: ast.Module, lines: list[str], *, module: str | None, is_init: bool = False) -> ModuleContext:
     """The module-level imports, constants and other names of a parsed file (module docstring)."""
-    package = _package(module, is_init)
+    package = package_of(module, is_init)
     ctx = ModuleContext(module)
     bindings: dict[str, int] = {}
     candidates: dict[str, ast.stmt] = {}

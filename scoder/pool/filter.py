@@ -22,8 +22,9 @@ module constant, copied with what it reads in turn (``constants_added``), anothe
 module-level name, imported from the function's own module (``from pkg.mod import
 helper``), or, when it is used as ``X.attr`` and ``X`` is a standard-library module,
 ``import X``. Under ``from __future__ import annotations`` (kept at the top) names read
-only in annotations are not needed. A static method loses its ``@staticmethod``. The
-kept code is ``__future__`` imports, imports, constants, then the function.
+only in annotations are not needed. A static method loses its ``@staticmethod``, and the
+function's own relative imports are made absolute in its package. The kept code is
+``__future__`` imports, imports, constants, then the function.
 
 Every dropped function is listed with its reason (and a detail: the unresolved names,
 the banned module, the define error) in the returned skip log.
@@ -42,7 +43,7 @@ import warnings
 from dataclasses import dataclass, field
 from functools import partial
 
-from .context import import_bindings
+from .context import absolute_imports, import_bindings, package_of
 from .define import define_snippets, summarize
 
 REASONS = ("syntax_error", "no_function", "too_short", "too_long", "no_return_value", "method",
@@ -256,6 +257,12 @@ def _check(record: dict, banned: list[str], min_lines: int, max_lines: int,
     if verdict == "static":
         code = _strip_staticmethod(code, func)
         tree = ast.parse(code)
+    package = package_of(record.get("module"), record.get("path", "").endswith("__init__.py"))
+    absolute = absolute_imports(code, tree, package)
+    if absolute is None:
+        return "unresolved_name", {"detail": "a relative import outside a known package"}
+    if absolute != code:
+        code, tree = absolute, ast.parse(absolute)
     banned_here = [m for m in _imported_modules(tree) if _is_banned(m, banned)]
     if banned_here:
         return "banned_import", {"detail": banned_here[0]}
