@@ -58,6 +58,7 @@ class ModuleContext:
     constants: dict[str, tuple[str, frozenset]] = field(default_factory=dict)  # name -> (source, names read)
     globals: set[str] = field(default_factory=set)
     imported: set[str] = field(default_factory=set)
+    deleted: set[str] = field(default_factory=set)  # `del`eted at module level
     star: bool = False  # a `from x import *` binds names this analysis cannot see
 
 
@@ -210,6 +211,7 @@ def module_context(tree: ast.Module, lines: list[str], *, module: str | None, is
     ctx = ModuleContext(module)
     bindings: dict[str, int] = {}
     candidates: dict[str, ast.stmt] = {}
+    deleted = ctx.deleted
 
     def add_import(node: ast.Import | ast.ImportFrom) -> None:
         if isinstance(node, ast.ImportFrom):
@@ -247,6 +249,8 @@ def module_context(tree: ast.Module, lines: list[str], *, module: str | None, is
                                *node.finalbody], False)
             elif isinstance(node, (ast.With, ast.AsyncWith)):
                 bound |= walk(node.body, False)
+            elif isinstance(node, ast.Delete):  # e.g. datetime.py drops its helpers for _datetime's
+                deleted.update(n.id for t in node.targets for n in ast.walk(t) if isinstance(n, ast.Name))
             elif top and isinstance(node, (ast.Assign, ast.AnnAssign)):
                 target = node.targets[0] if isinstance(node, ast.Assign) and len(node.targets) == 1 else \
                     getattr(node, "target", None)
@@ -268,7 +272,7 @@ def module_context(tree: ast.Module, lines: list[str], *, module: str | None, is
             names = frozenset(n.id for n in ast.walk(value) if isinstance(n, ast.Name))
             ctx.constants[name] = (source, names)
     # functions, classes, computed values: what is surely bound and neither imported nor copied
-    ctx.globals = certain - ctx.constants.keys() - imported
+    ctx.globals = certain - ctx.constants.keys() - imported - deleted
     return ctx
 
 
@@ -284,7 +288,7 @@ def function_context(ctx: ModuleContext, func: ast.AST) -> dict:
             todo += [n for n in ctx.constants[name][1] if n in ctx.constants]
     reads = names.union(*(ctx.constants[n][1] for n in needed))
     # after a star import any other name read may be a module global: the define check tells
-    others = reads - ctx.constants.keys() - ctx.imported - BUILTIN_NAMES if ctx.star else set()
+    others = reads - ctx.constants.keys() - ctx.imported - ctx.deleted - BUILTIN_NAMES if ctx.star else set()
     return {
         "future_imports": ctx.future,
         "module_imports": ctx.imports,
