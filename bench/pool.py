@@ -180,7 +180,8 @@ def main() -> None:
     print("\nstage             in        s wall   s cpu  (extrapolated to the whole input)")
     for s in ran:
         r = report[s]
-        print(f"{s:<14} {r['in'] * r['scale']:>7.0f} {r['seconds'] * r['scale']:>10.1f} {r['cpu_seconds'] * r['scale']:>7.1f}")
+        scale = r["scale"]
+        print(f"{s:<14} {r['in'] * scale:>7.0f} {r['seconds'] * scale:>10.1f} {r['cpu_seconds'] * scale:>7.1f}")
     print(f"pool, extract to seed: {total:.1f} s wall, {total_cpu:.1f} s cpu; peak RSS {own:.0f} MiB "
           f"(with {args.workers} workers at most {report['pool']['peak_rss_bound_mib']} MiB); "
           f"load average {os.getloadavg()[0]:.1f}")
