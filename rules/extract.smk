@@ -2,6 +2,7 @@
 rule extract:
     output:
         functions=P.pattern("extract", "functions"),
+        skipped=P.pattern("extract", "skipped"),
         stats=P.pattern("extract", "stats"),
     params:
         settings=node_params("extract"),

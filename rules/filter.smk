@@ -1,10 +1,11 @@
-# Invalid-function filtering: syntax, `return <value>`, banned imports, length;
-# missing imports supplemented.
+# Invalid-function filtering: syntax, `return <value>`, banned imports, length, methods;
+# dependencies supplemented, each kept snippet defined on its own in the sandbox.
 rule filter:
     input:
         unpack(node_inputs("filter")),
     output:
         pool=P.pattern("filter", "pool"),
+        skipped=P.pattern("filter", "skipped"),
         stats=P.pattern("filter", "stats"),
     params:
         settings=node_params("filter"),

@@ -51,11 +51,15 @@ def resolve_run(runs: dict, name: str, _seen: tuple = (), section: str = "runs")
 
 
 def _where(error: jsonschema.ValidationError, prefix: str) -> str:
-    path = ".".join(str(p) for p in error.absolute_path)
-    return f"{prefix}.{path}" if path else prefix
+    """``prefix.a.b[0].c``: where the error is, list items by index."""
+    return prefix + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
 
 
 def _message(error: jsonschema.ValidationError, prefix: str) -> str:
+    if error.validator == "required":
+        missing = next((k for k in error.validator_value if k not in error.instance), error.validator_value[0])
+        what = f" (a {error.instance['type']} source)" if missing == "path" and "type" in error.instance else ""
+        return f"{_where(error, prefix)}.{missing}: missing, it is required here{what}"
     if error.validator == "additionalProperties":
         allowed = sorted(error.schema.get("properties", {}))
         extra = [k for k in error.instance if k not in error.schema.get("properties", {})]

@@ -22,9 +22,9 @@ from scoder.layout import Iteration, Pool, Probe, Run, Scorer, Shard
 
 # The files each stage writes into its folder (declared once, used by rules and plan).
 FILES = {
-    "extract": {"functions": "functions.jsonl", "stats": "stats.json"},
+    "extract": {"functions": "functions.jsonl", "skipped": "skipped.jsonl", "stats": "stats.json"},
     "dedup": {"pool": "pool.jsonl", "dropped": "dropped.jsonl", "stats": "stats.json"},
-    "filter": {"pool": "pool.jsonl", "stats": "stats.json"},
+    "filter": {"pool": "pool.jsonl", "skipped": "skipped.jsonl", "stats": "stats.json"},
     "quality": {"pool": "pool.jsonl", "labelled": "labelled.jsonl", "stats": "stats.json"},
     "decontaminate": {"pool": "pool.jsonl", "matches": "matches.jsonl", "stats": "stats.json"},
     "categorize": {"pool": "pool.jsonl", "stats": "stats.json"},

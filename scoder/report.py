@@ -110,7 +110,8 @@ def build_results(run: str, settings: dict, files: dict[str, str], stages: list[
     for name in POOL_STAGES:
         st = read_json(files[f"{name}_stats"])
         pool[name] = {k: st[k] for k in ("in", "out", "dropped", "supply") if k in st}
-        for extra in ("categories", "matched_tasks", "usage", "benchmarks", "absent"):
+        for extra in ("categories", "matched_tasks", "usage", "benchmarks", "absent", "define_check",
+                      "confident_per_category"):
             if extra in st:
                 pool[name][extra] = st[extra]
     teacher = read_json(files["teacher_stats"])

@@ -52,3 +52,19 @@ def test_deep_merge_overrides_leaves_only():
 def test_switching_backend_drops_the_other_backends_options():
     runs = validate(CONFIG)
     assert runs["tiny"]["backends"]["quality"] == {"backend": "transformers", "batch_size": 16}
+
+
+@pytest.mark.parametrize("source, message", [
+    ({"type": "tree"}, r"runs\.tiny\.pool\.sources\[1\]\.path: missing, it is required here \(a tree source\)"),
+    ({"type": "stack"}, r"runs\.tiny\.pool\.sources\[1\]\.path: missing"),
+    ({"type": "stack", "path": ""}, r"runs\.tiny\.pool\.sources\[1\]\.path: '' should be non-empty"),
+    ({"type": "svn", "path": "x"}, r"runs\.tiny\.pool\.sources\[1\]\.type: 'svn' is not one of"),
+])
+def test_malformed_pool_source_names_its_setting(source, message):
+    bad = copy.deepcopy(CONFIG)
+    bad["runs"]["tiny"]["pool"]["sources"] = [{"type": "stdlib"}, source]
+    with pytest.raises(ConfigError, match=message):
+        validate(bad)
+    # a source that points nowhere is no config error: a dry run of a paper run needs no data
+    bad["runs"]["tiny"]["pool"]["sources"] = [{"type": "tree", "path": "/nowhere", "name": "mine"}]
+    validate(bad)

@@ -35,6 +35,24 @@ def test_sql_and_sorting_categories():
     assert [r["id"] for r in out] == ["sql", "sort"] and "category" not in records[0]
 
 
+def test_margin_over_the_runner_up_and_bfloat16():
+    records = [{"id": "sql", "code": SQL}, {"id": "sort", "code": SORT}]
+    emb = load_embedder("minilm", device="cpu")
+    out = categorize(records, CATEGORIES, embedder="minilm", progress=False, model=emb)
+    sims = emb.encode([r["code"] for r in records]) @ emb.encode(
+        [f"{c}: {CATEGORY_DESCRIPTIONS[c]}" for c in CATEGORIES]).T
+    for r, row in zip(out, sims):
+        first, second = np.argsort(-row)[:2]
+        assert r["category_runner_up"] == CATEGORIES[second] != r["category"]
+        assert r["category_margin"] == pytest.approx(row[first] - row[second], abs=1e-5) and r["category_margin"] > 0
+    # the fast setting of the tiny run: bfloat16, 128 tokens; same categories, close cosines
+    fast = categorize(records, CATEGORIES, embedder="minilm", progress=False, dtype="bfloat16", max_length=128)
+    assert [r["category"] for r in fast] == [r["category"] for r in out]
+    assert [r["category_similarity"] for r in fast] == pytest.approx([r["category_similarity"] for r in out], abs=0.02)
+    with pytest.raises(ValueError, match="at least two categories"):
+        categorize(records, CATEGORIES[:1], embedder="minilm", model=emb)
+
+
 WORDS = ("represent the code snippet for classification : def sort items return sorted select from users "
          "where id query sql table a b c").split()
 INSTRUCTION = "Represent the code snippet for classification:"

@@ -55,7 +55,7 @@ def test_signatures_equal_minhash_updates():
 def _corpus():
     """~250 real functions plus ~90 edited copies of some of them (near duplicates)."""
     root = Path(sysconfig.get_paths()["stdlib"])
-    records, _ = extract_functions([{"type": "tree", "path": str(root / d)} for d in ("email", "json")])
+    records, _, _ = extract_functions([{"type": "tree", "path": str(root / d)} for d in ("email", "json")])
     rng = random.Random(0)
     copies = []
     for r in rng.sample(records, 90):

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from scoder.pool.extract import extract_functions
+from scoder.pool.extract import extract_functions, source_problems
 
 GOOD = '''import math
 from collections import OrderedDict as OD
@@ -46,7 +46,7 @@ def _tree(tmp_path):
 
 
 def test_tree_records_and_skip_counts(tmp_path):
-    records, stats = extract_functions([{"type": "tree", "path": str(_tree(tmp_path)), "name": "mytree"}])
+    records, stats, skipped = extract_functions([{"type": "tree", "path": str(_tree(tmp_path)), "name": "mytree"}])
     assert [r["qualname"] for r in records] == ["area", "Shape.sides"]
     area, sides = records
     assert area["id"] == "mytree:good.py:area:5"
@@ -61,10 +61,27 @@ def test_tree_records_and_skip_counts(tmp_path):
     assert stats["no_docstring"] == 1 and stats["nested_function"] == 1
     assert stats["files_seen"] == 4  # tests/ is not read
     assert stats["functions_kept"] == 2
+    # the skip log lists each skipped file and function with its reason
+    assert _log_counts(skipped) == {k: v for k, v in stats.items() if k in _LOGGED and v}
+    assert {(e["reason"], e["path"], e.get("qualname")) for e in skipped} == {
+        ("non_utf8", "latin1.py", None), ("syntax_error", "broken.py", None), ("empty", "empty.py", None),
+        ("no_docstring", "good.py", "undocumented"), ("nested_function", "good.py", "Shape.sides.inner")}
+    assert next(e for e in skipped if e["reason"] == "syntax_error")["detail"].startswith("line 1:")
+
+
+_LOGGED = ("non_utf8", "syntax_error", "too_large", "empty", "read_error", "bad_row", "not_python",
+           "nested_function", "no_docstring", "sampled_out")
+
+
+def _log_counts(skipped):
+    counts = {}
+    for e in skipped:
+        counts[e["reason"]] = counts.get(e["reason"], 0) + 1
+    return counts
 
 
 def test_too_large_files_are_counted(tmp_path):
-    _, stats = extract_functions([{"type": "tree", "path": str(_tree(tmp_path))}], max_file_bytes=100)
+    _, stats, _ = extract_functions([{"type": "tree", "path": str(_tree(tmp_path))}], max_file_bytes=100)
     assert stats["too_large"] == 1 and stats["functions_kept"] == 0  # good.py
 
 
@@ -79,7 +96,7 @@ def test_stack_parquet_and_jsonl_keep_metadata(tmp_path):
         f.write(json.dumps({"content": code.replace("add", "plus"), "repository_name": "carol/m", "path": "m.py"}) + "\n")
     with gzip.open(tmp_path / "part-2.jsonl.gz", "wt") as f:
         f.write(json.dumps({"content": code.replace("add", "sum2")}) + "\n")
-    records, stats = extract_functions([
+    records, stats, _ = extract_functions([
         {"type": "stack", "path": str(tmp_path / "*.parquet")},
         {"type": "stack", "path": str(tmp_path / "part-[12].jsonl*")},
     ])
@@ -90,7 +107,7 @@ def test_stack_parquet_and_jsonl_keep_metadata(tmp_path):
 
 
 def test_stdlib_source():
-    records, stats = extract_functions([{"type": "stdlib"}])
+    records, stats, _ = extract_functions([{"type": "stdlib"}])
     assert len(records) > 3000 and stats["syntax_error"] == 0
     assert any(r["id"].startswith("stdlib:json/decoder.py:") for r in records)
     assert not any(part in ("test", "tests") for r in records for part in r["path"].split("/"))
@@ -98,15 +115,17 @@ def test_stdlib_source():
 
 def test_limit_is_a_seeded_sample_in_source_order():
     source = [{"type": "tree", "path": str(Path(sysconfig.get_paths()["stdlib"]) / "email")}]
-    full, _ = extract_functions(source)
-    a, stats = extract_functions(source, limit=50, seed=3)
-    b, _ = extract_functions(source, limit=50, seed=3)
-    c, _ = extract_functions(source, limit=50, seed=4)
+    full, _, _ = extract_functions(source)
+    a, stats, skipped = extract_functions(source, limit=50, seed=3)
+    b, _, _ = extract_functions(source, limit=50, seed=3)
+    c, _, _ = extract_functions(source, limit=50, seed=4)
     assert [r["id"] for r in a] != [r["id"] for r in c]
     order = {r["id"]: i for i, r in enumerate(full)}
     assert [r["id"] for r in a] == [r["id"] for r in b]
     assert len(a) == 50 and stats["sampled_out"] == len(full) - 50
     assert [order[r["id"]] for r in a] == sorted(order[r["id"]] for r in a)
+    sampled_out = [e["id"] for e in skipped if e["reason"] == "sampled_out"]
+    assert len(sampled_out) == len(full) - 50 and not set(sampled_out) & {r["id"] for r in a}
 
 
 def test_stack_bad_rows_counted_by_reason_never_a_crash(tmp_path):
@@ -134,7 +153,8 @@ def test_stack_bad_rows_counted_by_reason_never_a_crash(tmp_path):
     cut = (tmp_path / "cut.jsonl.gz").read_bytes()
     (tmp_path / "cut.jsonl.gz").write_bytes(cut[: len(cut) // 2])  # truncated gzip stream
     with pytest.warns(UserWarning, match="skipped the rest of"):
-        records, stats = extract_functions([{"type": "stack", "path": str(tmp_path / "*")}], max_file_bytes=2000)
+        records, stats, skipped = extract_functions([{"type": "stack", "path": str(tmp_path / "*")}],
+                                                    max_file_bytes=2000)
     assert [(r["repo"], r["path"]) for r in records if r["source"] == "stack" and r["repo"] != "cut.jsonl.gz"] == [
         ("c/d", "p.py"), ("a/b", "ok.py")]
     assert stats["non_utf8"] == 3 and stats["bad_row"] == 3 and stats["empty"] == 3
@@ -142,15 +162,27 @@ def test_stack_bad_rows_counted_by_reason_never_a_crash(tmp_path):
     assert stats["read_error"] == 2  # the corrupt parquet file, the cut gzip stream
     reasons = ("files_parsed", "non_utf8", "syntax_error", "too_large", "empty", "bad_row", "not_python")
     assert stats["files_seen"] == sum(stats[k] for k in reasons)  # every row accounted for
+    assert _log_counts(skipped) == {k: v for k, v in stats.items() if k in _LOGGED and v}
+    shard = next(e for e in skipped if e["reason"] == "not_python")
+    assert shard["shard"].endswith("rows.jsonl") and shard["row"] == 10
 
 
 def test_missing_sources_name_the_setting(tmp_path):
     with pytest.raises(FileNotFoundError, match="matches no file"):
         extract_functions([{"type": "stack", "path": str(tmp_path / "*.parquet")}])
-    with pytest.raises(FileNotFoundError, match="not a directory"):
+    with pytest.raises(FileNotFoundError, match=r"pool\.sources\[0\]\.path: .* not a directory"):
         extract_functions([{"type": "tree", "path": str(tmp_path / "nowhere")}])
-    with pytest.raises(ValueError, match="unknown source type"):
+    with pytest.raises(FileNotFoundError, match=r"pool\.sources\[0\]\.type: unknown source type"):
         extract_functions([{"type": "github"}])
+    with pytest.raises(FileNotFoundError, match=r"pool\.sources\[1\]\.path: missing; a tree source"):
+        extract_functions([{"type": "stdlib"}, {"type": "tree"}])
+    # every problem at once, each naming its setting
+    assert source_problems([{"type": "stdlib"}, {"type": "tree", "path": str(tmp_path)},
+                            {"type": "stack", "path": str(tmp_path / "*.parquet")},
+                            {"type": "tree", "path": str(tmp_path / "nowhere")}]) == [
+        f"pool.sources[2].path: stack source {str(tmp_path / '*.parquet')!r} matches no file (parquet or JSONL "
+        "files with a 'content' column)",
+        f"pool.sources[3].path: tree source {tmp_path / 'nowhere'} is not a directory"]
 
 
 def test_worker_processes_change_nothing(tmp_path, monkeypatch):
@@ -166,3 +198,4 @@ def test_worker_processes_change_nothing(tmp_path, monkeypatch):
     two = extract_functions(sources, workers=2)
     assert [r["id"] for r in two[0]] == [r["id"] for r in one[0]] and two[0] == one[0]
     assert two[1] == one[1] and one[1]["syntax_error"] == 6 and one[1]["empty"] >= 6
+    assert two[2] == one[2]

@@ -2,7 +2,10 @@
 
 Snippets (their code, docstring included) and the category descriptions are embedded
 (:mod:`scoder.pool.embed`); a snippet gets the category with the highest cosine
-similarity (``category``, ``category_similarity``).
+similarity (``category``, ``category_similarity``). How sure that is is kept with it:
+``category_margin``, the similarity's lead over the runner-up (``category_runner_up``).
+The seed stage takes the most confident snippets of each category and leaves weak
+matches out (:mod:`scoder.pool.seed`).
 
 ``embedder_kind="instructor"`` embeds as INSTRUCTOR does (the paper's embedder): each
 text is prefixed by an instruction, ``instructions["snippet"]`` for snippets and
@@ -53,32 +56,53 @@ DEFAULT_INSTRUCTIONS = {
     "snippet": "Represent the Python code snippet for classifying its programming task category:",
     "category": "Represent the programming task category description for classification:",
 }
+FIELDS = ("category", "category_similarity", "category_margin", "category_runner_up")
 
 
 def categorize(
     records: list[dict], categories: list[str], *, embedder: str, embedder_kind: str = "sentence-transformers",
     instructions: dict[str, str] | None = None, batch_size: int = 32,
     descriptions: dict[str, str] | None = None, progress: bool = True, model=None,
+    max_length: int | None = None, dtype: str = "float32",
 ) -> list[dict]:
-    """Records with ``category`` (most similar description) and ``category_similarity``.
+    """Records with ``category`` (most similar description), ``category_similarity``,
+    ``category_margin`` and ``category_runner_up``.
 
     ``descriptions`` maps a category to the text embedded for it (default: name + the
     topics of ``CATEGORY_DESCRIPTIONS``, else the name). ``instructions`` (INSTRUCTOR
     only; default ``DEFAULT_INSTRUCTIONS``) has the ``snippet`` and ``category``
-    instructions. ``model``: an already loaded embedder (else ``embedder`` is loaded)."""
+    instructions. ``model``: an already loaded embedder (else ``embedder`` is loaded with
+    ``max_length`` tokens per text and ``dtype``, see :func:`scoder.pool.embed.load_embedder`)."""
     if not records:
         return []
+    if len(categories) < 2:
+        raise ValueError("pool.categorize.categories: give at least two categories (a margin needs a runner-up)")
     if descriptions is None:
         descriptions = {c: f"{c}: {CATEGORY_DESCRIPTIONS[c]}" for c in categories if c in CATEGORY_DESCRIPTIONS}
     instructions = {**DEFAULT_INSTRUCTIONS, **(instructions or {})}
-    model = model or load_embedder(embedder, embedder_kind)
+    model = model or load_embedder(embedder, embedder_kind, max_seq_length=max_length, dtype=dtype)
     targets = model.encode([descriptions.get(c, c) for c in categories], instructions["category"],
                            batch_size=batch_size)
     snippets = model.encode([r["code"] for r in records], instructions["snippet"], batch_size=batch_size,
                             progress=progress, desc="categorize")
     sims = snippets @ targets.T  # unit vectors: dot product is the cosine
-    best = np.argmax(sims, axis=1)
-    return [
-        {**r, "category": categories[k], "category_similarity": float(sims[i, k])}
-        for i, (r, k) in enumerate(zip(records, best))
-    ]
+    order = np.argsort(-sims, axis=1, kind="stable")
+    out = []
+    for i, r in enumerate(records):
+        best, second = order[i, 0], order[i, 1]
+        out.append({**r, "category": categories[best], "category_similarity": round(float(sims[i, best]), 6),
+                    "category_margin": round(float(sims[i, best] - sims[i, second]), 6),
+                    "category_runner_up": categories[second]})
+    return out
+
+
+def category_stats(records: list[dict]) -> dict:
+    """Per category: snippets, median similarity and median margin (how confident the
+    assignments are)."""
+    by: dict[str, list[dict]] = {}
+    for r in records:
+        by.setdefault(r["category"], []).append(r)
+    return {c: {"snippets": len(rs),
+                "median_similarity": round(float(np.median([r["category_similarity"] for r in rs])), 4),
+                "median_margin": round(float(np.median([r["category_margin"] for r in rs])), 4)}
+            for c, rs in sorted(by.items())}

@@ -33,6 +33,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 KINDS = ("instructor", "sentence-transformers")
+DTYPES = ("auto", "float32", "bfloat16")
 # sentence-transformers module types an INSTRUCTOR checkpoint may list in modules.json
 _KNOWN_MODULES = ("Transformer", "Pooling", "Dense", "Normalize")
 
@@ -53,6 +54,27 @@ def _device(device: str | None) -> str:
     return device or ("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def _dtype(dtype: str, device: str):
+    """The torch dtype for ``pool.categorize.dtype``: ``auto`` is bfloat16 where the hardware
+    computes in it (a CUDA GPU that supports it, a CPU with AMX or AVX512-BF16), else float32."""
+    import torch
+
+    if dtype not in DTYPES:
+        raise ValueError(f"pool.categorize.dtype {dtype!r} is not one of {', '.join(DTYPES)}")
+    if dtype == "auto":
+        if device.startswith("cuda"):
+            fast = torch.cuda.is_bf16_supported()
+        else:
+            try:
+                with open("/proc/cpuinfo", encoding="utf-8") as f:
+                    flags = next((line for line in f if line.startswith("flags")), "").split()
+            except OSError:
+                flags = []
+            fast = "amx_bf16" in flags or "avx512_bf16" in flags
+        dtype = "bfloat16" if fast else "float32"
+    return getattr(torch, dtype)
+
+
 def _model_folder(name: str) -> Path:
     """A local folder as is; a hub id through the Hugging Face cache (``HF_HUB_OFFLINE=1``
     makes that cache-only)."""
@@ -69,28 +91,34 @@ def _model_folder(name: str) -> Path:
 
 
 class SentenceTransformerEmbedder:
-    """``SentenceTransformer.encode`` with unit-length outputs; instructions are not used."""
+    """``SentenceTransformer.encode`` with unit-length outputs; instructions are not used.
+    ``max_seq_length``: tokens per text (default: the checkpoint's); ``dtype``: see ``_dtype``."""
 
-    def __init__(self, name: str, *, device: str | None = None):
+    def __init__(self, name: str, *, device: str | None = None, max_seq_length: int | None = None,
+                 dtype: str = "float32"):
         from sentence_transformers import SentenceTransformer
 
         path = minilm_path() if name == "minilm" else name
         modules = Path(path) / "modules.json"
         if modules.is_file() and "InstructorEmbedding" in modules.read_text():
             raise ValueError(f"{name} is an INSTRUCTOR checkpoint: set pool.categorize.embedder_kind: instructor")
-        self.name = name
-        self.model = SentenceTransformer(path, device=_device(device))
+        self.name, device = name, _device(device)
+        self.model = SentenceTransformer(path, device=device).to(_dtype(dtype, device))
+        if max_seq_length:
+            self.model.max_seq_length = max_seq_length
 
     def encode(self, texts: list[str], instruction: str | None = None, *, batch_size: int = 64,
                progress: bool = False, desc: str = "embed") -> np.ndarray:
-        return self.model.encode(list(texts), batch_size=batch_size, normalize_embeddings=True,
-                                 convert_to_numpy=True, show_progress_bar=progress).astype(np.float32)
+        vectors = self.model.encode(list(texts), batch_size=batch_size, normalize_embeddings=True,
+                                    convert_to_tensor=True, show_progress_bar=progress)
+        return vectors.float().cpu().numpy()
 
 
 class InstructorEmbedder:
     """INSTRUCTOR embeddings from a checkpoint folder with plain transformers (module docstring)."""
 
-    def __init__(self, name: str, *, device: str | None = None, max_seq_length: int | None = None):
+    def __init__(self, name: str, *, device: str | None = None, max_seq_length: int | None = None,
+                 dtype: str = "float32"):
         import torch
         from transformers import AutoConfig, AutoModel, AutoTokenizer, T5EncoderModel
 
@@ -103,14 +131,15 @@ class InstructorEmbedder:
             raise ValueError(f"embedder {name}: encoder-decoder model type {config.model_type!r} is not supported")
         else:
             model = AutoModel.from_pretrained(folder)
-        self.model = model.to(self.device).eval()
+        self.dtype = _dtype(dtype, self.device)
+        self.model = model.to(self.device, self.dtype).eval()
         self.tokenizer = AutoTokenizer.from_pretrained(folder)
         self.tokenizer.padding_side = "right"  # the instruction's tokens are the first ones
         sbert = folder / "sentence_bert_config.json"
         sbert_config = json.loads(sbert.read_text()) if sbert.is_file() else {}
         self.max_seq_length = max_seq_length or sbert_config.get("max_seq_length") or 512
         self.lower_case = bool(sbert_config.get("do_lower_case", False))
-        self.dense = [layer.to(self.device) for layer in _dense_layers(folder)]
+        self.dense = [layer.to(self.device) for layer in _dense_layers(folder)]  # float32, on pooled states
         self._torch = torch
 
     def _instruction_tokens(self, instruction: str) -> int:
@@ -134,7 +163,8 @@ class InstructorEmbedder:
             enc = self.tokenizer([instruction + texts[i] for i in idx], padding=True, truncation=True,
                                  max_length=self.max_seq_length, return_tensors="pt").to(self.device)
             with torch.inference_mode():
-                hidden = self.model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).last_hidden_state
+                hidden = self.model(input_ids=enc["input_ids"],
+                                    attention_mask=enc["attention_mask"]).last_hidden_state.float()
                 pool_mask = enc["attention_mask"].clone()
                 pool_mask[:, :skip] = 0
                 m = pool_mask.unsqueeze(-1).to(hidden.dtype)
@@ -189,10 +219,12 @@ def _load_weights(path: Path) -> dict:
     return torch.load(path / "pytorch_model.bin", map_location="cpu", weights_only=True)
 
 
-def load_embedder(name: str, kind: str = "sentence-transformers", *, device: str | None = None):
-    """The embedder of ``models.embedder`` = ``name`` for ``pool.categorize.embedder_kind`` = ``kind``."""
+def load_embedder(name: str, kind: str = "sentence-transformers", *, device: str | None = None,
+                  max_seq_length: int | None = None, dtype: str = "float32"):
+    """The embedder of ``models.embedder`` = ``name`` for ``pool.categorize.embedder_kind`` = ``kind``
+    (``max_seq_length``: tokens per text, default the checkpoint's; ``dtype``: float32, bfloat16 or auto)."""
     if kind == "instructor":
-        return InstructorEmbedder(name, device=device)
+        return InstructorEmbedder(name, device=device, max_seq_length=max_seq_length, dtype=dtype)
     if kind == "sentence-transformers":
-        return SentenceTransformerEmbedder(name, device=device)
+        return SentenceTransformerEmbedder(name, device=device, max_seq_length=max_seq_length, dtype=dtype)
     raise ValueError(f"pool.categorize.embedder_kind {kind!r} is not one of {', '.join(KINDS)}")

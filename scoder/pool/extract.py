@@ -9,16 +9,23 @@ Sources, each a dict:
   with a ``content`` column (repository and path metadata are kept when present).
 
 Module-level functions and methods (also of nested classes) are kept; functions nested
-in functions are not, since they depend on their enclosing scope. Every file (a Stack
-row counts as a file) or function that is not kept is counted under a skip reason in
-the returned stats (``STAT_KEYS``): ``non_utf8``, ``syntax_error`` (does not parse),
-``too_large`` (over ``max_file_bytes``), ``empty``, ``read_error``, ``bad_row`` (a
-Stack row that is not a JSON object or whose content is not text), ``not_python``,
-``nested_function``, ``no_docstring``. Bad input never stops the run; a source that
-does not exist does, with an error naming it.
+in functions are not, since they depend on their enclosing scope. Each record carries
+what the filter needs to make the function stand alone: its file's ``__future__``
+imports, module-level imports (relative ones resolved, type-checking-only ones left
+out), the module constants and other module-level names it reads, and the file's module
+name (see :mod:`scoder.pool.context`).
+
+Every file (a Stack row counts as a file) or function that is not kept is counted under
+a skip reason in the returned stats (``STAT_KEYS``) and listed in the returned skip log
+(``{"reason", "source", "path", ...}`` per file, row or function): ``non_utf8``,
+``syntax_error`` (does not parse), ``too_large`` (over ``max_file_bytes``), ``empty``,
+``read_error``, ``bad_row`` (a Stack row that is not a JSON object or whose content is
+not text), ``not_python``, ``nested_function``, ``no_docstring``, ``sampled_out`` (left
+out by ``limit``). Bad input never stops the run; a source that does not exist does,
+with an error naming its setting (``pool.sources[i].path``).
 
     from scoder.pool.extract import extract_functions
-    records, stats = extract_functions([{"type": "stdlib"}], limit=200)
+    records, stats, skipped = extract_functions([{"type": "stdlib"}], limit=200)
 """
 from __future__ import annotations
 
@@ -37,6 +44,8 @@ from functools import partial
 from itertools import islice
 from pathlib import Path
 from typing import Iterator
+
+from .context import function_context, module_context, module_name
 
 # Directories never read: tests of the stdlib/packages are not "code snippets", and
 # site-packages is a source of its own (a "tree").
@@ -64,27 +73,6 @@ def _walk_py(root: Path) -> Iterator[Path]:
         for f in sorted(filenames):
             if f.endswith(".py"):
                 yield Path(dirpath) / f
-
-
-def _module_imports(tree: ast.Module) -> list[str]:
-    """Module-level import statements, one bound name per statement (for the filter's
-    dependency supplementation). Imports under top-level ``try``/``if`` count too."""
-    out: list[str] = []
-    stack = list(tree.body)
-    while stack:
-        node = stack.pop(0)
-        if isinstance(node, ast.Import):
-            out += [ast.unparse(ast.Import(names=[a])) for a in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.module != "__future__":
-            out += [
-                ast.unparse(ast.ImportFrom(module=node.module, names=[a], level=node.level))
-                for a in node.names if a.name != "*"
-            ]
-        elif isinstance(node, (ast.Try, ast.If)):
-            stack[:0] = [*node.body, *getattr(node, "handlers", []), *node.orelse]
-        elif isinstance(node, ast.ExceptHandler):
-            stack[:0] = node.body
-    return list(dict.fromkeys(out))
 
 
 # Fields that hold statements, in ``_fields`` order: only statements define functions.
@@ -125,31 +113,45 @@ def _function_code(lines: list[str], node: ast.AST) -> str:
     return "".join(line[len(indent):] if line.startswith(indent) else line for line in seg).rstrip() + "\n"
 
 
-def _parse_file(text: str, *, source: str, repo: str, path: str, id_path: str, stats: Counter) -> list[dict]:
-    """Snippet records of one file's text; problems are counted, never raised."""
+def _skip(skipped: list[dict], stats: Counter, reason: str, where: dict, **detail) -> None:
+    """Count a skipped file, row or function under ``reason`` and list it in the skip log."""
+    stats[reason] += 1
+    skipped.append({"reason": reason, **where, **detail})
+
+
+def _parse_file(text: str, *, source: str, repo: str, path: str, id_path: str, stats: Counter,
+                skipped: list[dict], where: dict, module: str | None = None, import_root: str | None = None,
+                is_init: bool = False) -> list[dict]:
+    """Snippet records of one file's text; problems are counted and logged, never raised.
+    ``module``: the file's dotted name (relative imports are resolved inside its package)."""
     if not text.strip():
-        stats["empty"] += 1
+        _skip(skipped, stats, "empty", where)
         return []
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # invalid escape sequences in old code
             tree = ast.parse(text)
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
+    except (SyntaxError, ValueError, RecursionError, MemoryError) as e:
         # ValueError: null bytes in the source (Python 3.11).
-        stats["syntax_error"] += 1
+        detail = f"line {e.lineno}: {e.msg}" if isinstance(e, SyntaxError) else type(e).__name__
+        _skip(skipped, stats, "syntax_error", where, detail=detail)
         return []
     stats["files_parsed"] += 1
-    imports = _module_imports(tree)
     lines = io.StringIO(text, newline="").readlines()  # \n, \r\n, \r only: ast's own line numbering
+    try:
+        ctx = module_context(tree, lines, module=module, is_init=is_init)
+    except RecursionError:
+        _skip(skipped, stats, "syntax_error", where, detail="nested too deeply")
+        return []
     out = []
     for node, qualname, nested in _functions(tree):
         stats["functions_seen"] += 1
         if nested:
-            stats["nested_function"] += 1
+            _skip(skipped, stats, "nested_function", where, qualname=qualname, lineno=node.lineno)
             continue
         docstring = ast.get_docstring(node)
         if not docstring or not docstring.strip():
-            stats["no_docstring"] += 1
+            _skip(skipped, stats, "no_docstring", where, qualname=qualname, lineno=node.lineno)
             continue
         code = _function_code(lines, node)
         out.append({
@@ -162,21 +164,23 @@ def _parse_file(text: str, *, source: str, repo: str, path: str, id_path: str, s
             "repo": repo,
             "path": path,
             "lineno": node.lineno,
-            "module_imports": imports,
+            "module": module,
+            "import_root": import_root,
+            **function_context(ctx, node),
         })
     return out
 
 
-def _read_text(file: Path, max_file_bytes: int, stats: Counter) -> str | None:
+def _read_text(file: Path, max_file_bytes: int, stats: Counter, skipped: list[dict], where: dict) -> str | None:
     try:
         if file.stat().st_size > max_file_bytes:
-            stats["too_large"] += 1
+            _skip(skipped, stats, "too_large", where)
             return None
         return file.read_bytes().decode("utf-8")
-    except UnicodeDecodeError:
-        stats["non_utf8"] += 1
-    except OSError:
-        stats["read_error"] += 1
+    except UnicodeDecodeError as e:
+        _skip(skipped, stats, "non_utf8", where, detail=f"byte {e.start}")
+    except OSError as e:
+        _skip(skipped, stats, "read_error", where, detail=str(e))
     return None
 
 
@@ -186,22 +190,28 @@ def _tree_items(root: Path, *, source: str, repo: str) -> Iterator[tuple]:
         yield ("file", str(file), source, repo, rel)
 
 
-def _parse_items(items: list[tuple], max_file_bytes: int) -> tuple[list[dict], Counter]:
-    """Records and stats of work items: ``("file", path, source, repo, rel)`` (read here,
-    counted as a file seen) or ``("text", content, source, repo, path, id_path)``."""
+def _parse_items(items: list[tuple], max_file_bytes: int) -> tuple[list[dict], Counter, list[dict]]:
+    """Records, stats and skip log of work items: ``("file", path, source, repo, rel)``
+    (read here, counted as a file seen) or ``("text", content, source, repo, path, id_path, where)``."""
     stats: Counter = Counter()
     out: list[dict] = []
+    skipped: list[dict] = []
     for item in items:
         if item[0] == "file":
             _, file, source, repo, rel = item
             stats["files_seen"] += 1
-            text = _read_text(Path(file), max_file_bytes, stats)
+            where = {"source": source, "path": rel}
+            text = _read_text(Path(file), max_file_bytes, stats, skipped, where)
             if text is not None:
-                out += _parse_file(text, source=source, repo=repo, path=rel, id_path=rel, stats=stats)
+                module, root = module_name(Path(file))
+                out += _parse_file(text, source=source, repo=repo, path=rel, id_path=rel, stats=stats,
+                                   skipped=skipped, where=where, module=module, import_root=root,
+                                   is_init=Path(file).name == "__init__.py")
         else:
-            _, text, source, repo, path, id_path = item
-            out += _parse_file(text, source=source, repo=repo, path=path, id_path=id_path, stats=stats)
-    return out, stats
+            _, text, source, repo, path, id_path, where = item
+            out += _parse_file(text, source=source, repo=repo, path=path, id_path=id_path, stats=stats,
+                               skipped=skipped, where=where)
+    return out, stats, skipped
 
 
 def _chunks(items: Iterator[tuple], size: int) -> Iterator[list[tuple]]:
@@ -215,53 +225,58 @@ def _chunks(items: Iterator[tuple], size: int) -> Iterator[list[tuple]]:
         yield chunk
 
 
-def _records(items: Iterator[tuple], *, max_file_bytes: int, workers: int, stats: Counter) -> list[dict]:
+def _records(items: Iterator[tuple], *, max_file_bytes: int, workers: int, stats: Counter,
+             skipped: list[dict]) -> list[dict]:
     """Parse work items in order, in ``workers`` processes when more than one."""
     out: list[dict] = []
     parse = partial(_parse_items, max_file_bytes=max_file_bytes)
     chunks = _chunks(items, CHUNK_ITEMS)
     if workers <= 1:
-        results = map(parse, chunks)
-        for recs, st in results:
+        for recs, st, sk in map(parse, chunks):
             out += recs
             stats.update(st)
+            skipped += sk
         return out
     with multiprocessing.get_context("fork").Pool(workers) as pool:
         # the items are drawn here, in this thread (Stack rows update stats as they are read),
         # a few chunks per worker at a time to bound memory
         while batch := list(islice(chunks, 4 * workers)):
-            for recs, st in pool.map(parse, batch):
+            for recs, st, sk in pool.map(parse, batch):
                 out += recs
                 stats.update(st)
+                skipped += sk
     return out
 
 
-def _stack_rows(file: str, stats: Counter) -> Iterator[dict]:
-    """Rows of a Stack parquet or JSONL(.gz) file, streamed to bound memory. A JSONL line
-    that is not UTF-8 is counted (as a file seen) under ``non_utf8``, one that is not a
-    JSON object under ``bad_row``; a file that stops being readable adds a ``read_error``
-    and a warning naming it."""
+def _stack_rows(file: str, stats: Counter, skipped: list[dict]) -> Iterator[tuple[int, dict]]:
+    """(row number, row) of a Stack parquet or JSONL(.gz) file, streamed to bound memory. A
+    JSONL line that is not UTF-8 is counted (as a file seen) under ``non_utf8``, one that is
+    not a JSON object under ``bad_row``; a file that stops being readable adds a
+    ``read_error`` and a warning naming it."""
+    i = -1
     try:
         if file.endswith((".jsonl", ".jsonl.gz", ".json", ".json.gz")):
             with (gzip.open if file.endswith(".gz") else open)(file, "rb") as f:
                 for line in f:
                     if not line.strip():
                         continue
+                    i += 1
+                    where = {"source": "stack", "shard": file, "row": i}
                     try:
                         text = line.decode("utf-8")
                     except UnicodeDecodeError:
                         stats["files_seen"] += 1
-                        stats["non_utf8"] += 1
+                        _skip(skipped, stats, "non_utf8", where)
                         continue
                     try:
                         row = json.loads(text)
                     except (ValueError, RecursionError):
                         row = None
                     if isinstance(row, dict):
-                        yield row
+                        yield i, row
                     else:
                         stats["files_seen"] += 1
-                        stats["bad_row"] += 1
+                        _skip(skipped, stats, "bad_row", where, detail="not a JSON object")
             return
         import pyarrow.parquet as pq
 
@@ -269,9 +284,12 @@ def _stack_rows(file: str, stats: Counter) -> Iterator[dict]:
         wanted = {"content", "ext", "lang", *STACK_REPO_COLUMNS, *STACK_PATH_COLUMNS}
         columns = [c for c in pf.schema_arrow.names if c in wanted]
         for batch in pf.iter_batches(batch_size=1000, columns=columns):
-            yield from batch.to_pylist()
+            for row in batch.to_pylist():
+                i += 1
+                yield i, row
     except (OSError, EOFError, ValueError) as e:  # ArrowInvalid: ValueError; BadGzipFile: OSError
-        stats["read_error"] += 1
+        _skip(skipped, stats, "read_error", {"source": "stack", "shard": file, "row": i + 1},
+              detail=f"skipped the rest of the file: {e}")
         warnings.warn(f"skipped the rest of {file}: {e}", stacklevel=2)
 
 
@@ -282,76 +300,94 @@ def _first(row: dict, columns: tuple[str, ...]) -> str | None:
     return None
 
 
-def _stack_items(pattern: str, *, max_file_bytes: int, stats: Counter) -> Iterator[tuple]:
+def _stack_items(pattern: str, *, max_file_bytes: int, stats: Counter, skipped: list[dict]) -> Iterator[tuple]:
     """Work items of Stack rows; the cheap checks (language, encoding, size) are done here."""
-    files = sorted(glob.glob(pattern))
-    if not files:
-        raise FileNotFoundError(f"stack source {pattern!r} matches no file: set pool.sources[].path to "
-                                "parquet or JSONL files with a 'content' column")
-    for file in files:
-        for i, row in enumerate(_stack_rows(file, stats)):
+    for file in sorted(glob.glob(pattern)):
+        for i, row in _stack_rows(file, stats, skipped):
             stats["files_seen"] += 1
+            repo = _first(row, STACK_REPO_COLUMNS) or Path(file).name
+            path = _first(row, STACK_PATH_COLUMNS) or f"row{i}"
+            where = {"source": "stack", "shard": file, "row": i, "repo": repo, "path": path}
             content = row.get("content")
             if row.get("ext") not in (None, "py") or row.get("lang") not in (None, "Python"):
-                stats["not_python"] += 1
+                _skip(skipped, stats, "not_python", where)
                 continue
             if content is None or content == b"":
-                stats["empty"] += 1
+                _skip(skipped, stats, "empty", where)
                 continue
             if isinstance(content, str):
                 try:
                     raw = content.encode("utf-8")  # lone surrogates from JSON escapes fail here
                 except UnicodeEncodeError:
-                    stats["non_utf8"] += 1
+                    _skip(skipped, stats, "non_utf8", where, detail="lone surrogate")
                     continue
             elif isinstance(content, bytes):
                 raw = content
             else:
-                stats["bad_row"] += 1
+                _skip(skipped, stats, "bad_row", where, detail=f"content is {type(content).__name__}")
                 continue
             if len(raw) > max_file_bytes:
-                stats["too_large"] += 1
+                _skip(skipped, stats, "too_large", where)
                 continue
             if isinstance(content, bytes):
                 try:
                     content = raw.decode("utf-8")
-                except UnicodeDecodeError:
-                    stats["non_utf8"] += 1
+                except UnicodeDecodeError as e:
+                    _skip(skipped, stats, "non_utf8", where, detail=f"byte {e.start}")
                     continue
-            repo = _first(row, STACK_REPO_COLUMNS) or Path(file).name
-            path = _first(row, STACK_PATH_COLUMNS) or f"row{i}"
             # the repository goes into the id: paths alone repeat across repositories
-            yield ("text", content, "stack", repo, path, f"{repo}/{path}")
+            yield ("text", content, "stack", repo, path, f"{repo}/{path}", where)
+
+
+def source_problems(sources: list[dict], setting: str = "pool.sources") -> list[str]:
+    """What is wrong with each source, one message per problem naming its setting
+    (``pool.sources[1].path: ... is not a directory``); empty when every source can be read.
+    The config's schema checks the settings' form; this checks the files (a pre-run check:
+    a dry run of a paper run lays out its DAG without the data)."""
+    problems = []
+    for i, src in enumerate(sources):
+        kind, path = src.get("type"), src.get("path")
+        if kind not in ("stdlib", "tree", "stack"):
+            problems.append(f"{setting}[{i}].type: unknown source type {kind!r} (stdlib, tree or stack)")
+        elif kind != "stdlib" and not path:
+            problems.append(f"{setting}[{i}].path: missing; a {kind} source reads "
+                            + ("a folder of .py files" if kind == "tree" else "parquet or JSONL files (a glob)"))
+        elif kind == "tree" and not Path(path).is_dir():
+            problems.append(f"{setting}[{i}].path: tree source {path} is not a directory")
+        elif kind == "stack" and not glob.glob(str(path)):
+            problems.append(f"{setting}[{i}].path: stack source {path!r} matches no file (parquet or JSONL "
+                            "files with a 'content' column)")
+    return problems
 
 
 def extract_functions(
     sources: list[dict], *, max_file_bytes: int = 1_000_000, limit: int | None = None, seed: int = 0,
     workers: int = 1,
-) -> tuple[list[dict], dict]:
-    """Python functions with a docstring from every source, and stats of what was seen
-    and why anything was skipped. With ``limit``, a seeded random sample in source order.
-    ``workers`` processes parse files (the result does not depend on it)."""
+) -> tuple[list[dict], dict, list[dict]]:
+    """(records, stats, skip log): Python functions with a docstring from every source, the
+    counts of what was seen and skipped, and every skipped file, row or function with its
+    reason. With ``limit``, a seeded random sample in source order (the rest is logged as
+    ``sampled_out``). ``workers`` processes parse files (the result does not depend on it)."""
+    problems = source_problems(sources)
+    if problems:  # before any work: not after an hour of parsing the first source
+        raise FileNotFoundError("; ".join(problems))
     stats: Counter = Counter(dict.fromkeys(STAT_KEYS, 0))
     records: list[dict] = []
+    skipped: list[dict] = []
     for src in sources:
-        kind = src["type"]
-        if kind == "stdlib":
+        if src["type"] == "stdlib":
             items = _tree_items(Path(sysconfig.get_paths()["stdlib"]), source="stdlib", repo="cpython-stdlib")
-        elif kind == "tree":
-            root = Path(src["path"])
-            if not root.is_dir():
-                raise FileNotFoundError(f"tree source {root} is not a directory (pool.sources[].path)")
-            label = src.get("name") or root.name
-            items = _tree_items(root, source=label, repo=label)
-        elif kind == "stack":
-            items = _stack_items(str(src["path"]), max_file_bytes=max_file_bytes, stats=stats)
+        elif src["type"] == "tree":
+            label = src.get("name") or Path(src["path"]).name
+            items = _tree_items(Path(src["path"]), source=label, repo=label)
         else:
-            raise ValueError(f"unknown source type {kind!r} (stdlib, tree or stack)")
-        records += _records(items, max_file_bytes=max_file_bytes, workers=workers, stats=stats)
+            items = _stack_items(str(src["path"]), max_file_bytes=max_file_bytes, stats=stats, skipped=skipped)
+        records += _records(items, max_file_bytes=max_file_bytes, workers=workers, stats=stats, skipped=skipped)
     stats["functions_extracted"] = len(records)
     if limit is not None and limit < len(records):
-        keep = sorted(random.Random(seed).sample(range(len(records)), limit))
+        keep = set(random.Random(seed).sample(range(len(records)), limit))
         stats["sampled_out"] = len(records) - limit
-        records = [records[i] for i in keep]
+        skipped += [{"reason": "sampled_out", "id": r["id"]} for i, r in enumerate(records) if i not in keep]
+        records = [r for i, r in enumerate(records) if i in keep]
     stats["functions_kept"] = len(records)
-    return records, dict(stats)
+    return records, dict(stats), skipped

@@ -7,19 +7,30 @@ A function is dropped, for the first reason that applies:
 - ``too_short`` / ``too_long``: fewer than ``min_lines`` / more than ``max_lines`` lines;
 - ``no_return_value``: no ``return <value>`` in its own body (a bare ``return`` or
   ``return None`` does not count, nor a return of a nested function);
+- ``method``: a method that needs its class (anything but a ``@staticmethod`` that
+  calls no ``super()``), unless ``keep_methods``;
 - ``banned_import``: it imports a banned module itself (``os``, ``sys``, ...);
-- ``banned_dependency``: it needs a banned module once its imports are supplemented.
+- ``banned_dependency``: it needs a banned module once its dependencies are supplemented;
+- ``unresolved_name``: a name it reads that nothing below resolves;
+- ``define_error``: with ``define_check``, its standalone code fails to define in the
+  sandbox (:mod:`scoder.pool.define`).
 
-Supplementation: each name the function uses without binding it (not a parameter,
-local, builtin or the function itself) is resolved from the import lines of its
-original module (``module_imports``, kept by extract), or else, when it is used as
-``X.attr`` and ``X`` is a standard-library module, by ``import X``. The imports found
-are put before the code (``imports_added``) so that it stands alone; names still
-unresolved are listed in ``unresolved_names`` (the paper does not say what to do
-with them: they are kept unless ``drop_unresolved``).
+Supplementation: each name the function reads without binding it (not a parameter,
+local, builtin or the function itself) is resolved from its module's context, recorded
+by extract (:mod:`scoder.pool.context`): an import of the module (``imports_added``), a
+module constant, copied with what it reads in turn (``constants_added``), another
+module-level name, imported from the function's own module (``from pkg.mod import
+helper``), or, when it is used as ``X.attr`` and ``X`` is a standard-library module,
+``import X``. Under ``from __future__ import annotations`` (kept at the top) names read
+only in annotations are not needed. A static method loses its ``@staticmethod``, and the
+function's own relative imports are made absolute in its package. The kept code is
+``__future__`` imports, imports, constants, then the function.
+
+Every dropped function is listed with its reason (and a detail: the unresolved names,
+the banned module, the define error) in the returned skip log.
 
     from scoder.pool.filter import filter_functions
-    kept, counts = filter_functions(records, banned_imports=["os", "sys", "subprocess"])
+    kept, stats, skipped = filter_functions(records, banned_imports=["os", "sys", "subprocess"])
 """
 from __future__ import annotations
 
@@ -29,10 +40,16 @@ import multiprocessing
 import symtable
 import sys
 import warnings
+from dataclasses import dataclass, field
 from functools import partial
 
-REASONS = ("syntax_error", "no_function", "too_short", "too_long", "no_return_value",
-           "banned_import", "banned_dependency", "unresolved_name")
+from .context import absolute_imports, import_bindings, package_of
+from .define import define_snippets, summarize
+
+REASONS = ("syntax_error", "no_function", "too_short", "too_long", "no_return_value", "method",
+           "banned_import", "banned_dependency", "unresolved_name", "define_error")
+# Fields of extract's module context: used here, not carried on (the code now holds them).
+CONTEXT_FIELDS = ("future_imports", "module_imports", "module_constants", "module_globals", "import_root")
 BUILTIN_NAMES = frozenset(dir(builtins)) | {"__file__", "__class__"}
 STDLIB_MODULES = frozenset(sys.stdlib_module_names)
 # Records per task when checking in worker processes.
@@ -93,108 +110,228 @@ def free_names(code: str) -> set[str]:
     return used - bound - BUILTIN_NAMES
 
 
-def _import_map(module_imports: list[str]) -> dict[str, tuple[str, str]]:
-    """Bound name -> (import statement, module) for absolute one-name import lines."""
-    out: dict[str, tuple[str, str]] = {}
-    for line in module_imports:
+def _needed_names(code: str, future_annotations: bool) -> tuple[set[str], set[str]]:
+    """(required, optional) free names: under ``from __future__ import annotations`` names
+    read only in annotations are never evaluated, so they are optional."""
+    names = free_names(code)
+    if not future_annotations:
+        return names, set()
+    tree = _StripAnnotations().visit(ast.parse(code))
+    required = free_names(ast.unparse(tree))
+    return required, names - required
+
+
+class _StripAnnotations(ast.NodeTransformer):
+    def visit_arg(self, node):
+        node.annotation = None
+        return node
+
+    def visit_FunctionDef(self, node):
+        node.returns = None
+        self.generic_visit(node)
+        return node
+
+    visit_AsyncFunctionDef = visit_FunctionDef
+
+    def visit_AnnAssign(self, node):
+        node.annotation = ast.Constant("")  # keeps the target a binding
+        self.generic_visit(node)
+        return node
+
+
+def _import_map(module_imports: list[str]) -> dict[str, tuple[str, list[str]]]:
+    """Bound name -> (import statement, modules it imports) for the absolute import
+    statements of ``module_imports`` (a ``try:`` block of imports binds all its names)."""
+    out: dict[str, tuple[str, list[str]]] = {}
+    for statement in module_imports:
         try:
-            (node,) = ast.parse(line).body
+            (node,) = ast.parse(statement).body
         except (SyntaxError, ValueError):
             continue
-        for alias in getattr(node, "names", []):
-            if isinstance(node, ast.Import):
-                name, module = alias.asname or alias.name.split(".")[0], alias.name
-            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module and alias.name != "*":
-                name, module = alias.asname or alias.name, node.module
-            else:
-                continue  # relative imports cannot stand alone
-            out.setdefault(name, (line, module))
+        if isinstance(node, ast.ImportFrom) and node.level:
+            continue  # relative imports cannot stand alone
+        modules = _imported_modules(node)
+        for name in import_bindings(node):
+            out.setdefault(name, (statement, modules))
     return out
 
 
-def supplement_imports(code: str, tree: ast.Module, module_imports: list[str]) -> tuple[list[str], list[str], list[str]]:
-    """(import lines to add, their modules, names left unresolved) for a function's code."""
-    imports = _import_map(module_imports)
-    attribute_bases = {
-        n.value.id for n in ast.walk(tree) if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name)
-    }
-    added, modules, unresolved = [], [], []
-    for name in sorted(free_names(code)):
+@dataclass
+class Supplement:
+    """What makes a function stand alone: import lines and copied constants (in module
+    order), the modules they import, and the names nothing resolves."""
+    imports: list[str] = field(default_factory=list)
+    constants: list[str] = field(default_factory=list)
+    modules: list[str] = field(default_factory=list)
+    unresolved: list[str] = field(default_factory=list)
+
+
+def supplement(code: str, tree: ast.Module, record: dict) -> Supplement:
+    """Resolve each free name of ``code`` from its module's context (``record``'s fields
+    from extract): an import of the module, a copied constant, an import of a module-level
+    name from the function's own module, or a standard-library module used as ``X.attr``."""
+    imports = _import_map(record.get("module_imports", []))
+    constants = record.get("module_constants", {})
+    own = set(record.get("module_globals", [])) if record.get("module") else set()
+    attribute_bases = {n.value.id for n in ast.walk(tree) if isinstance(n, ast.Attribute)
+                       and isinstance(n.value, ast.Name)}
+    future = any(line.endswith(" annotations") for line in record.get("future_imports", []))
+    required, optional = _needed_names(code, future)
+    out = Supplement()
+    copied: set[str] = set()
+
+    def add_import(line: str, modules: list[str]) -> None:
+        if line not in out.imports:
+            out.imports.append(line)
+            out.modules += modules
+
+    def resolve(name: str, seen: tuple = ()) -> bool:
         if name in imports:
-            line, module = imports[name]
+            add_import(*imports[name])
+        elif name in constants and name not in seen:
+            if name not in copied:
+                for dep in sorted(free_names(constants[name])):
+                    if not resolve(dep, (*seen, name)):
+                        return False
+                copied.add(name)
+        elif name in own:
+            add_import(f"from {record['module']} import {name}", [record["module"]])
         elif name in attribute_bases and name in STDLIB_MODULES:
-            line, module = f"import {name}", name
+            add_import(f"import {name}", [name])
         else:
-            unresolved.append(name)
-            continue
-        if line not in added:
-            added.append(line)
-            modules.append(module)
-    return added, modules, unresolved
+            return False
+        return True
+
+    for name in sorted(required):
+        if not resolve(name):
+            out.unresolved.append(name)
+    for name in sorted(optional):  # an annotation reads better with its import, when there is one
+        if name in imports:
+            add_import(*imports[name])
+    out.constants = [src for name, src in constants.items() if name in copied]
+    return out
 
 
-def _check(record: dict, banned: list[str], min_lines: int, max_lines: int, drop_unresolved: bool) -> tuple[str | None, dict]:
-    """(drop reason or None, fields to add) for one record."""
+def _method_verdict(func: ast.AST, record: dict) -> str | None:
+    """For a function cut out of a class: "method" when it needs its class (not a
+    ``@staticmethod``, or it calls ``super()`` / reads ``__class__``), else "static"."""
+    if "." not in record.get("qualname", ""):
+        return None
+    static = any(isinstance(d, ast.Name) and d.id == "staticmethod" for d in func.decorator_list)
+    uses_class = any(isinstance(n, ast.Name) and n.id in ("super", "__class__") for n in ast.walk(func))
+    return "static" if static and not uses_class else "method"
+
+
+def _strip_staticmethod(code: str, func: ast.AST) -> str:
+    """The code without its ``@staticmethod`` line: outside its class it means nothing."""
+    lines = code.splitlines(keepends=True)
+    drop = {i for d in func.decorator_list if isinstance(d, ast.Name) and d.id == "staticmethod"
+            for i in range(d.lineno - 1, d.end_lineno)}
+    return "".join(line for i, line in enumerate(lines) if i not in drop)
+
+
+def _check(record: dict, banned: list[str], min_lines: int, max_lines: int,
+           keep_methods: bool) -> tuple[str | None, dict]:
+    """(drop reason or None, fields to add, or the drop's detail under "detail") for one record."""
     code = record["code"]
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             tree = ast.parse(code)
-            added, modules, unresolved = supplement_imports(code, tree, record.get("module_imports", []))
-    except (SyntaxError, ValueError, RecursionError):
-        return "syntax_error", {}
+            free_names(code)  # symtable: what compiles is checked here (duplicate parameters...)
+    except (SyntaxError, ValueError, RecursionError) as e:
+        return "syntax_error", {"detail": str(e)}
     func = next((n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))), None)
     if func is None:
         return "no_function", {}
     n_lines = len(code.strip().splitlines())
     if n_lines < min_lines:
-        return "too_short", {}
+        return "too_short", {"detail": f"{n_lines} lines"}
     if n_lines > max_lines:
-        return "too_long", {}
+        return "too_long", {"detail": f"{n_lines} lines"}
     if not returns_value(func):
         return "no_return_value", {}
-    if any(_is_banned(m, banned) for m in _imported_modules(tree)):
-        return "banned_import", {}
-    if any(_is_banned(m, banned) for m in modules):
-        return "banned_dependency", {}
-    if drop_unresolved and unresolved:
-        return "unresolved_name", {}
-    standalone = "\n".join(added) + "\n\n\n" + code if added else code
-    return None, {"code": standalone, "imports_added": added, "unresolved_names": unresolved}
+    verdict = _method_verdict(func, record)
+    if verdict == "method" and not keep_methods:
+        return "method", {}
+    if verdict == "static":
+        code = _strip_staticmethod(code, func)
+        tree = ast.parse(code)
+    package = package_of(record.get("module"), record.get("path", "").endswith("__init__.py"))
+    absolute = absolute_imports(code, tree, package)
+    if absolute is None:
+        return "unresolved_name", {"detail": "a relative import outside a known package"}
+    if absolute != code:
+        code, tree = absolute, ast.parse(absolute)
+    banned_here = [m for m in _imported_modules(tree) if _is_banned(m, banned)]
+    if banned_here:
+        return "banned_import", {"detail": banned_here[0]}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            sup = supplement(code, tree, record)
+    except (SyntaxError, ValueError, RecursionError) as e:  # a copied constant that does not compile
+        return "syntax_error", {"detail": str(e)}
+    banned_deps = [m for m in sup.modules if _is_banned(m, banned)]
+    if banned_deps:
+        return "banned_dependency", {"detail": banned_deps[0]}
+    if sup.unresolved:
+        return "unresolved_name", {"detail": ", ".join(sup.unresolved)}
+    header = [*record.get("future_imports", []), *sorted(sup.imports)]
+    parts = ["\n".join(header), "\n".join(sup.constants), code]
+    standalone = "\n\n\n".join(p.rstrip("\n") for p in parts if p) + "\n"
+    return None, {"code": standalone, "imports_added": sorted(sup.imports), "constants_added": sup.constants}
 
 
 def _filter_chunk(records: list[dict], banned: list[str], min_lines: int, max_lines: int,
-                  drop_unresolved: bool) -> tuple[list[dict], dict]:
-    counts = dict.fromkeys(REASONS, 0)
-    kept = []
+                  keep_methods: bool) -> tuple[list[dict], list[dict]]:
+    """(kept records, skip log entries) of one chunk."""
+    kept, skipped = [], []
     for record in records:
-        reason, fields = _check(record, banned, min_lines, max_lines, drop_unresolved)
+        reason, fields = _check(record, banned, min_lines, max_lines, keep_methods)
         if reason is None:
-            kept.append({**record, **fields})
+            out = {k: v for k, v in record.items() if k not in CONTEXT_FIELDS}
+            kept.append({**out, **fields})
         else:
-            counts[reason] += 1
-    return kept, counts
+            skipped.append({"id": record["id"], "reason": reason, **fields})
+    return kept, skipped
 
 
 def filter_functions(
     records: list[dict], *, banned_imports: list[str], min_lines: int = 3, max_lines: int = 60,
-    drop_unresolved: bool = False, workers: int = 1,
-) -> tuple[list[dict], dict]:
-    """(kept records with supplemented imports, counts per drop reason and ``kept``);
-    ``workers`` processes check the records (the result does not depend on it)."""
+    keep_methods: bool = False, define_check: bool = True, workers: int = 1, progress: bool = False,
+) -> tuple[list[dict], dict, list[dict]]:
+    """(kept records made standalone, stats, skip log): stats has the count per drop reason
+    (``dropped``), ``kept`` and, with ``define_check``, the sandboxed define check's
+    summary (``define_check``: its pass rate over the statically kept functions, whose
+    failures are then dropped as ``define_error``). ``workers`` processes (and sandboxes)
+    check the records; the result does not depend on them."""
     check = partial(_filter_chunk, banned=banned_imports, min_lines=min_lines, max_lines=max_lines,
-                    drop_unresolved=drop_unresolved)
+                    keep_methods=keep_methods)
     chunks = [records[i:i + CHUNK_RECORDS] for i in range(0, len(records), CHUNK_RECORDS)]
     if workers > 1 and len(chunks) > 1:
         with multiprocessing.get_context("fork").Pool(workers) as pool:
             parts = pool.map(check, chunks)
     else:
         parts = list(map(check, chunks))
-    counts = dict.fromkeys(REASONS, 0)
-    kept = []
-    for part_kept, part_counts in parts:
-        kept += part_kept
-        for reason, n in part_counts.items():
-            counts[reason] += n
-    counts["kept"] = len(kept)
-    return kept, counts
+    kept = [r for part, _ in parts for r in part]
+    skipped = [s for _, part in parts for s in part]
+    stats: dict = {}
+    if define_check:
+        roots = {r["id"]: r.get("import_root") for r in records}
+        results = define_snippets([{"code": r["code"], "name": r["name"], "import_root": roots[r["id"]]}
+                                   for r in kept], workers=workers, progress=progress)
+        stats["define_check"] = summarize(results)
+        passed = []
+        for record, result in zip(kept, results):
+            if result["status"] == "error":  # a missing module is this machine's, not the snippet's
+                skipped.append({"id": record["id"], "reason": "define_error", "detail": result["detail"]})
+            else:
+                passed.append({**record, "define": result["status"]})
+        kept = passed
+    dropped = dict.fromkeys(REASONS, 0)
+    for entry in skipped:
+        dropped[entry["reason"]] += 1
+    order = {r["id"]: i for i, r in enumerate(records)}
+    skipped.sort(key=lambda e: order[e["id"]])
+    return kept, {"dropped": dropped, "kept": len(kept), **stats}, skipped
