@@ -2,6 +2,7 @@
 # find a node's inputs, params and resources from its {key} wildcard.
 from scoder import dag as D
 from scoder import plan as P
+from scoder import report as R
 from scoder.config import ConfigError, validate
 
 try:
@@ -200,15 +201,20 @@ def ablations_of(run_name):
 
 def table_inputs(wildcards):
     """The results the run's markdown tables are laid out from: its own and its probes'.
-    Ablation runs are shown when their results exist (they are not built for this)."""
+    Variant runs are shown when their results exist (they are not built for this)."""
     run = run_plan(wildcards)
     return {"results": result_file(wildcards.run),
             "probes": [f"results/scoder_{wildcards.run}_{p}.json" for p in run.probes]}
 
 
 def table_params(wildcards):
-    return {"run": wildcards.run, "ablations": {name: result_file(name) for name in ablations_of(wildcards.run)},
-            "labels": {name: RUNS[name].get("label", name) for name in [wildcards.run, *ablations_of(wildcards.run)]}}
+    """Each variant run's table and the file that measures it (its results, or its final probe)."""
+    variants = ablations_of(wildcards.run)
+    return {"run": wildcards.run,
+            "variants": {name: {"table": RUNS[name].get("table", "table4"),
+                                "file": R.variant_file(name, RUNS[name])} for name in variants},
+            "labels": {name: RUNS[name].get("label", name) for name in variants},
+            "main": R.main_labels(wildcards.run, RUNS[wildcards.run])}
 
 
 # --- figures for `snakemake --report` (rules/plots.smk)

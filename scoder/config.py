@@ -84,10 +84,28 @@ def validate(config: dict) -> dict[str, dict]:
         if errors:
             raise ConfigError("config/config.yaml: " + _message(errors[0], f"runs.{name}"))
         resolved[name] = run
+    for name, run in resolved.items():
+        _check_variant(name, run, resolved)
     if config["default_run"] not in resolved:
         raise ConfigError(f"default_run: '{config['default_run']}' is not one of the runs "
                           f"({', '.join(sorted(resolved))})")
     return resolved
+
+
+def _check_variant(name: str, run: dict, runs: dict) -> None:
+    """A variant run names an existing main run, and one measured by its final probe probes it."""
+    main = run.get("ablation_of")
+    if main is not None and main not in runs:
+        raise ConfigError(f"runs.{name}.ablation_of: no run '{main}' (runs: {', '.join(sorted(runs))})")
+    table = run.get("table")
+    if table is None:
+        return
+    if main is None:
+        raise ConfigError(f"runs.{name}.table: only a variant run (ablation_of: <main run>) is shown in a table")
+    last = len(run["bootstrap"]["iterations"])
+    if table != "table4" and last not in run.get("probes", {}).get("stages", []):
+        raise ConfigError(f"runs.{name}.table: {table} measures the run by the probe of its final synthesizer: "
+                          f"add {last} to runs.{name}.probes.stages")
 
 
 def validate_soda(config: dict) -> dict[str, dict]:

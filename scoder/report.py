@@ -135,6 +135,9 @@ def build_results(run: str, settings: dict, files: dict[str, str], stages: list[
     if "scorer_annotation_stats" in files:
         annotation = read_json(files["scorer_annotation_stats"])
         scorer["annotation"] = {k: annotation.get(k) for k in ("n", "fully_parsed", "parse_rate", "parse_failures")}
+    if "scorer_experiments_stats" in files:  # the scorer's own scores of the weight experiments' data (x̄)
+        scored = read_json(files["scorer_experiments_stats"])
+        scorer["experiment_scores"] = {k: scored.get(k) for k in ("n", "fully_parsed", "parse_rate", "parse_failures")}
     if "weights" in files:
         w = read_json(files["weights"])
         scorer["weights"] = {k: w[k] for k in ("weights", "intercept", "alpha", "K", "r2", "metric", "points",
@@ -222,19 +225,68 @@ def _table(columns: list, rows: list[tuple[str, dict]], first: str) -> list[str]
     return lines
 
 
-def tables_markdown(results: dict, probes: list[dict], ablations: dict[str, dict], labels: dict[str, str]) -> str:
-    """The run's numbers laid out as the paper's Table 3 (its row), Table 2 (its probes) and
-    Table 4 (its ablation runs whose results exist); "–" marks a benchmark that was not run."""
+# The tables a run's variants (``ablation_of``) are laid out in (``table`` in config), and
+# what measures them: their full SCoder results, or the probe of their final synthesizer
+# (Figure 4: "the performance of the code generation models fine-tuned on 40K synthesized data").
+VARIANT_TABLES = {
+    "table4": ("Table 4: ablations (SCoder, the full pipeline)", "results"),
+    "figure4_selection": ("Figure 4, left: selection methods", "probe"),
+    "figure4_schedule": ("Figure 4, right: self-distilled data per iteration", "probe"),
+    "synthesizer_variants": ("Other synthesizer variants (not in the paper)", "probe"),
+}
+
+
+def variant_file(run: str, settings: dict) -> str:
+    """The results file that measures a variant run in its main run's tables."""
+    if VARIANT_TABLES[settings.get("table", "table4")][1] == "results":
+        return f"results/scoder_{run}.json"
+    return f"results/scoder_{run}_{final_probe(settings)}.json"
+
+
+def final_probe(settings: dict) -> str:
+    """The probe of a run's last synthesizer (Figure 4's measure)."""
+    return f"iter{len(settings['bootstrap']['iterations'])}"
+
+
+def schedule_label(settings: dict) -> str:
+    """The self-distilled data of each iteration, as Figure 4 names a schedule ("20K -> 40K")."""
+    sizes = [it["select"] for it in settings["bootstrap"]["iterations"]]
+    text = " -> ".join(f"{n / 1000:g}K" if n >= 1000 else str(n) for n in sizes)
+    return text + (" -> none" if len(sizes) == 1 else "")
+
+
+def main_labels(run: str, settings: dict) -> dict[str, str]:
+    """The main run's row label in each variant table: what the table varies, as the main run sets it."""
+    b = settings["bootstrap"]
+    return {"table4": run,
+            "figure4_selection": f"{run}: {settings['scorer']['selector']} score, {b['selection']} selection",
+            "figure4_schedule": f"{run}: {schedule_label(settings)}",
+            "synthesizer_variants": f"{run}: init {b.get('init', 'enhanced')}"}
+
+
+def tables_markdown(results: dict, probes: list[dict], variants: dict[str, tuple[str, dict]],
+                    labels: dict[str, str], main: dict[str, str] | None = None) -> str:
+    """The run's numbers laid out as the paper's Table 3 (its row), Table 2 (its probes), and one
+    table per kind of variant run whose results exist (``variants``: name -> (table, results);
+    Table 4's rows are full SCoder results, Figure 4's the probe of each run's final synthesizer);
+    "–" marks a benchmark that was not run."""
     run = results["run"]
     out = [f"# {results['model']} (run `{run}`)", "", "pass@1 (%), greedy. – = not run (see benchmarks_absent).",
            "", "## Table 3", "", *_table(TABLE3, [(results["model"], results["benchmarks"])], "Model")]
     if probes:
         out += ["", "## Table 2: target base model fine-tuned on each stage's synthesized data", "",
                 *_table(TABLE2, [(p["synthesizer"], p["benchmarks"]) for p in probes], "Synthesizer")]
-    if ablations:
-        rows = [(labels.get(run, run), results["benchmarks"])]
-        rows += [(labels.get(name, name), r["benchmarks"]) for name, r in ablations.items()]
-        out += ["", "## Table 4: ablations", "", *_table(TABLE2, rows, "Run")]
+    final = next((p for p in probes if p["probe"] == f"iter{len(results['data']['iterations'])}"), None)
+    for table, (title, measure) in VARIANT_TABLES.items():
+        rows = [(labels.get(name, name), r["benchmarks"]) for name, (t, r) in variants.items() if t == table]
+        if not rows:
+            continue
+        reference = results if measure == "results" else final
+        rows.insert(0, ((main or {}).get(table, run), reference["benchmarks"] if reference else {}))
+        note = [] if measure == "results" else [
+            "Each run's final synthesizer measured as the paper's Figure 4: the target base model "
+            "fine-tuned on `probes.size` samples it wrote (results/scoder_<run>_iter<last>.json).", ""]
+        out += ["", f"## {title}", "", *note, *_table(TABLE2, rows, "Run")]
     missing = {f"{b}.{v}": results["benchmarks_absent"].get(f"{b}.{v}") or results["benchmarks_absent"].get(b)
                for _, b, v in TABLE3 if results["benchmarks"].get(b, {}).get(v) is None}
     if missing:
