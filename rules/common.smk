@@ -191,7 +191,9 @@ def probe_inputs(wildcards):
 
 def probe_params(wildcards):
     run = run_plan(wildcards)
-    return {"run": wildcards.run, "probe": wildcards.probe, "settings": run.settings}
+    probe = run.probes.get(wildcards.probe)  # an unknown probe is named by probe_inputs
+    return {"run": wildcards.run, "probe": wildcards.probe, "settings": run.settings,
+            "stages": D.stage_table([probe.synthesize, probe.target, probe.evaluate] if probe else [])}
 
 
 def ablations_of(run_name):

@@ -18,6 +18,7 @@ import sys
 
 from scoder.benchmarks.texts import sources
 from scoder.dag import DAG, WORK, Node, backend_spec, file_pattern, model_inputs, model_path
+from scoder.hub import pin_models
 from scoder.layout import Iteration, Pool, Probe, Run, Scorer, Shard
 
 # The files each stage writes into its folder (declared once, used by rules and plan).
@@ -78,7 +79,7 @@ class _RunBuilder:
     """Lays out one run's nodes in the order of the method; the sections below follow the Snakefile's."""
 
     def __init__(self, plan: Plan, name: str, settings: dict):
-        self.plan, self.name, self.s = plan, name, settings
+        self.plan, self.name, self.s = plan, name, pin_models(settings)
         self.nodes: dict[tuple, Node] = {}
 
     def add(self, stage, inputs, params, resources="cpu", **kw) -> Node:

@@ -12,6 +12,7 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
+from scoder.hub import recorded_revisions
 from scoder.io import digest, read_json
 
 PACKAGES = ["torch", "transformers", "trl", "peft", "accelerate", "datasketch", "sentence-transformers",
@@ -80,7 +81,9 @@ def _float(value) -> float:
         return 0.0
 
 
-def provenance(settings: dict) -> dict:
+def provenance(settings: dict, stages: list[dict] | None = None) -> dict:
+    """Git commit, settings digest, package versions, and the hub revision each model was loaded
+    at by the given stage instances (``scoder.hub``; a model's pin, if any, and the commits)."""
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
                                 check=True).stdout.strip()
@@ -94,7 +97,11 @@ def provenance(settings: dict) -> dict:
             versions[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:
             pass
-    return {"git_commit": commit, "git_dirty": dirty, "config_digest": digest(settings, 16), "packages": versions}
+    out = {"git_commit": commit, "git_dirty": dirty, "config_digest": digest(settings, 16), "packages": versions}
+    if stages is not None:
+        out["models"] = {name: {k: v for k, v in info.items() if k != "stages"}
+                         for name, info in recorded_revisions([st["dir"] for st in stages]).items()}
+    return out
 
 
 def read_benchmarks(path: str) -> tuple[dict, dict]:
@@ -169,7 +176,7 @@ def build_results(run: str, settings: dict, files: dict[str, str], stages: list[
                  "teacher_est_cost_usd": usage.get("est_cost_usd"),
                  **benchmark_costs(stages, gpus)},
         "simplifications": simplifications(settings),
-        "provenance": provenance(settings),
+        "provenance": provenance(settings, stages),
         "stages": {f"{st['stage']}/{st['key']}": st["dir"] for st in stages},
     }
 
@@ -188,7 +195,7 @@ def last_loss(log: dict | None):
     return history[-1].get("loss") if isinstance(history, list) and history else None
 
 
-def build_probe(run: str, probe: str, settings: dict, files: dict[str, str]) -> dict:
+def build_probe(run: str, probe: str, settings: dict, files: dict[str, str], stages: list[dict] | None = None) -> dict:
     """results/scoder_<run>_<probe>.json: Table 2's row for one stage's synthesizer (the target
     base model fine-tuned on ``probes.size`` samples it wrote)."""
     benchmarks, absent = read_benchmarks(files["evaluation"])
@@ -200,7 +207,7 @@ def build_probe(run: str, probe: str, settings: dict, files: dict[str, str]) -> 
             "data": {"requested": data.get("requested"), "parsed": data.get("parsed"),
                      "parse_rate": rate(data.get("parsed"), data.get("requested"))},
             "target_final_loss": last_loss(read_json(files["target_log"])),
-            "train": settings["probes"]["train"], "provenance": provenance(settings)}
+            "train": settings["probes"]["train"], "provenance": provenance(settings, stages)}
 
 
 # The paper's table columns: (header, benchmark, variant).

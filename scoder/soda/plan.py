@@ -17,8 +17,10 @@ answers the new ones, the earlier answers and splits are reused.
 """
 from __future__ import annotations
 
-from scoder.benchmarks.texts import sources
 from dataclasses import dataclass
+
+from scoder.benchmarks.texts import sources
+from scoder.hub import pin_models
 
 from scoder.dag import DAG, Node, backend_spec, file_pattern, model_inputs, model_path, stage_table
 
@@ -105,7 +107,7 @@ class _SodaRunBuilder:
     """Lays out one SODA run's nodes, cycle by cycle."""
 
     def __init__(self, plan: SodaPlan, name: str, settings: dict):
-        self.plan, self.name, self.s = plan, name, settings
+        self.plan, self.name, self.s = plan, name, pin_models(settings)
         self.nodes: list[Node] = []
 
     def add(self, stage, inputs, params, resources="cpu", **kw) -> Node:

@@ -80,5 +80,5 @@ def build_results(run: str, settings: dict, files: dict[str, str], stages: list[
             "benchmarks": benchmarks, "benchmarks_absent": absent, "data": data,
             "cost": {"teacher_tokens": {"input": usage.get("prompt_tokens"), "output": usage.get("completion_tokens")},
                      "teacher_est_cost_usd": usage.get("est_cost_usd"), **benchmark_costs(stages, gpus)},
-            "simplifications": simplifications, "provenance": provenance(settings),
+            "simplifications": simplifications, "provenance": provenance(settings, stages),
             "stages": {f"{st['stage']}/{st['key']}": st["dir"] for st in stages}}
