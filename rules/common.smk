@@ -2,6 +2,7 @@
 # find a node's inputs, params and resources from its {key} wildcard.
 from scoder import dag as D
 from scoder import plan as P
+from scoder import preflight as PF
 from scoder import report as R
 from scoder.config import ConfigError, validate
 
@@ -13,6 +14,15 @@ except ConfigError as error:
 PLAN = P.Plan(RUNS)
 # Every method's plan; rules/soda.smk adds SODA's.  A stage belongs to the plan that names its files.
 PLANS = [PLAN]
+
+
+# A real run (not -n) checks every input its jobs need and cannot do without before the first
+# job starts, and stops with one message naming each (scoder.preflight); --no-hooks skips it.
+onstart:
+    if not workflow.touch:
+        problems = PF.check_jobs(PLANS, [job.output[0] for job in workflow.dag.needrun_jobs() if job.output])
+        if problems:
+            raise WorkflowError(PF.message(problems))
 
 
 wildcard_constraints:
