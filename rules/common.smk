@@ -229,6 +229,20 @@ def table_params(wildcards):
             "main": R.main_labels(wildcards.run, RUNS[wildcards.run])}
 
 
+def ablation_table_params(plan):
+    """Params function of a SODA run's tables: its ablation runs (`ablation_of`) and their results
+    files, shown when they exist (they are not built for this)."""
+
+    def params(wildcards):
+        runs = plan.runs
+        ablations = [name for name, run in runs.items() if run.settings.get("ablation_of") == wildcards.run]
+        return {"ablations": {name: plan.result_file(name) for name in ablations},
+                "labels": {name: runs[name].settings.get("label", name)
+                           for name in [wildcards.run, *ablations] if name in runs}}
+
+    return params
+
+
 # --- figures for `snakemake --report` (rules/plots.smk)
 PLOTS = {
     "funnel": ("pool_funnel.png", "1. Snippet pool"),
