@@ -40,6 +40,20 @@ def simplifications(settings: dict) -> dict:
         out["weights_design"] = ("the K experiment datasets push the aspect scores' principal directions both "
                                  "ways so ridge can identify each weight (the paper does not say how its "
                                  "datasets were built)")
+    init = settings["bootstrap"].get("init", "enhanced")
+    out["bootstrap_init"] = (
+        "each iteration fine-tunes the enhanced synthesizer (iteration 0): our reading of Appendix E, 'each new "
+        "model M_{i+1} is trained from scratch using the fixed initialization M_0', with §3.3, 'we start with the "
+        "mentioned enhanced synthesizers, considering this as the 0-th iteration'" if init == "enhanced" else
+        f"each iteration fine-tunes {'the original instruct model' if init == 'initial' else 'the previous iteration'}"
+        f"'s synthesizer (bootstrap.init: {init}; our reading of the paper is the enhanced synthesizer)")
+    if sc.get("enabled", True):
+        out["scoring_prompt"] = ("the paper's scoring prompt (Figure 7) is an image we do not have: ours asks for the "
+                                 "configured aspects and shows the code snippet a sample was written from, against "
+                                 "which relevance is judged")
+    if sc.get("enabled", True) and sc["weights"]["method"] == "learned":
+        out["weights_scores"] = ("eq. 2's mean aspect scores x̄_k come from the scorer the iterations use (its own "
+                                 "scores of the experiments' data), as eq. 1 applies the weights to that scorer's x")
     if settings["teacher"].get("protocol") == "two_step":
         out["teacher"] = "the teacher writes the problem, then its solution, in two requests (not in the paper)"
     if settings["sampling"].get("protocol") == "two_step":
