@@ -139,7 +139,8 @@ def validate_soda(config: dict) -> dict[str, dict]:
     for name, run in resolved.items():
         main = run.get("ablation_of")
         if main is not None and main not in resolved:
-            raise ConfigError(f"soda_runs.{name}.ablation_of: no SODA run '{main}' (runs: {', '.join(sorted(resolved))})")
+            raise ConfigError(f"soda_runs.{name}.ablation_of: no SODA run '{main}' "
+                              f"(runs: {', '.join(sorted(resolved))})")
     return resolved
 
 

@@ -105,7 +105,8 @@ class _RunBuilder:
             if s["bootstrap"].get("data_mix", "selected") == "selected+dp":
                 data.append(dp.path("samples"))
             # Appendix E's M_0, the model every iteration is fine-tuned from (bootstrap.init)
-            init = {"initial": None, "enhanced": enhanced, "previous": synthesizer}[s["bootstrap"].get("init", "enhanced")]
+            inits = {"initial": None, "enhanced": enhanced, "previous": synthesizer}
+            init = inits[s["bootstrap"].get("init", "enhanced")]
             synthesizer = self.synthesizer(data, init)
             iterations.append(Iteration(synthesizer, shards, select))
         final = self.synthesize(pool.seed.path("supply"), self.last_checkpoint(synthesizer), offset, s["final"]["size"])

@@ -188,5 +188,5 @@ def test_figure4_variant_must_probe_its_final_synthesizer():
 
     config = copy.deepcopy(CONFIG)
     config["runs"]["q14_select_random"]["probes"] = {"stages": [0, 1]}
-    with pytest.raises(ConfigError, match=r"runs.q14_select_random.table: .* add 2 to runs.q14_select_random.probes.stages"):
+    with pytest.raises(ConfigError, match=r"runs.q14_select_random.table: .* add 2 to .*probes.stages"):
         validate(config)
