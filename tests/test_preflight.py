@@ -104,11 +104,10 @@ def test_only_the_jobs_to_run_are_checked_and_the_requested_runs_named():
     assert str(problem).startswith("soda_runs.cl.questions.source.path: ")
 
 
-def test_snakemake_refuses_a_paper_like_run_before_any_job(tmp_path):
+def test_snakemake_refuses_a_paper_like_run_before_any_job(tmp_path, micro_model):
     """The real workflow on a micro-model run that needs evol-codealpaca-v1 (absent): it exits
     non-zero, naming the file and its setting, and starts no job."""
-    model = tmp_path / "model"
-    model.mkdir()
+    model = micro_model
     workdir = tmp_path / "repo"
     workdir.mkdir()
     for name in ("Snakefile", "rules", "scripts", "config", "envs", "report"):
