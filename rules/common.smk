@@ -2,6 +2,8 @@
 # find a node's inputs, params and resources from its {key} wildcard.
 from scoder import dag as D
 from scoder import plan as P
+from scoder import preflight as PF
+from scoder import report as R
 from scoder.config import ConfigError, validate
 
 try:
@@ -12,6 +14,15 @@ except ConfigError as error:
 PLAN = P.Plan(RUNS)
 # Every method's plan; rules/soda.smk adds SODA's.  A stage belongs to the plan that names its files.
 PLANS = [PLAN]
+
+
+# A real run (not -n) checks every input its jobs need and cannot do without before the first
+# job starts, and stops with one message naming each (scoder.preflight); --no-hooks skips it.
+onstart:
+    if not workflow.touch:
+        problems = PF.check_jobs(PLANS, [job.output[0] for job in workflow.dag.needrun_jobs() if job.output])
+        if problems:
+            raise WorkflowError(PF.message(problems))
 
 
 wildcard_constraints:
@@ -190,7 +201,9 @@ def probe_inputs(wildcards):
 
 def probe_params(wildcards):
     run = run_plan(wildcards)
-    return {"run": wildcards.run, "probe": wildcards.probe, "settings": run.settings}
+    probe = run.probes.get(wildcards.probe)  # an unknown probe is named by probe_inputs
+    return {"run": wildcards.run, "probe": wildcards.probe, "settings": run.settings,
+            "stages": D.stage_table([probe.synthesize, probe.target, probe.evaluate] if probe else [])}
 
 
 def ablations_of(run_name):
@@ -200,15 +213,34 @@ def ablations_of(run_name):
 
 def table_inputs(wildcards):
     """The results the run's markdown tables are laid out from: its own and its probes'.
-    Ablation runs are shown when their results exist (they are not built for this)."""
+    Variant runs are shown when their results exist (they are not built for this)."""
     run = run_plan(wildcards)
     return {"results": result_file(wildcards.run),
             "probes": [f"results/scoder_{wildcards.run}_{p}.json" for p in run.probes]}
 
 
 def table_params(wildcards):
-    return {"run": wildcards.run, "ablations": {name: result_file(name) for name in ablations_of(wildcards.run)},
-            "labels": {name: RUNS[name].get("label", name) for name in [wildcards.run, *ablations_of(wildcards.run)]}}
+    """Each variant run's table and the file that measures it (its results, or its final probe)."""
+    variants = ablations_of(wildcards.run)
+    return {"run": wildcards.run,
+            "variants": {name: {"table": RUNS[name].get("table", "table4"),
+                                "file": R.variant_file(name, RUNS[name])} for name in variants},
+            "labels": {name: RUNS[name].get("label", name) for name in variants},
+            "main": R.main_labels(wildcards.run, RUNS[wildcards.run])}
+
+
+def ablation_table_params(plan):
+    """Params function of a SODA run's tables: its ablation runs (`ablation_of`) and their results
+    files, shown when they exist (they are not built for this)."""
+
+    def params(wildcards):
+        runs = plan.runs
+        ablations = [name for name, run in runs.items() if run.settings.get("ablation_of") == wildcards.run]
+        return {"ablations": {name: plan.result_file(name) for name in ablations},
+                "labels": {name: runs[name].settings.get("label", name)
+                           for name in [wildcards.run, *ablations] if name in runs}}
+
+    return params
 
 
 # --- figures for `snakemake --report` (rules/plots.smk)

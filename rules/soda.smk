@@ -264,3 +264,19 @@ rule soda_report:
         "../envs/core.yaml"
     script:
         "../scripts/report.py"
+
+
+# results/soda_<run>.md: the run's Table 1 block, and Figure 5 from its ablation runs' results.
+rule soda_tables:
+    input:
+        results="results/soda_{run}.json",
+    output:
+        "results/soda_{run}.md",
+    params:
+        settings=ablation_table_params(SODA_PLAN),
+    log:
+        "logs/soda_tables_{run}.log",
+    conda:
+        "../envs/core.yaml"
+    script:
+        "../scripts/soda_tables.py"

@@ -88,10 +88,44 @@ def validate(config: dict) -> dict[str, dict]:
         if errors:
             raise ConfigError("config/config.yaml: " + _message(errors[0], f"runs.{name}"))
         resolved[name] = run
+    for name, run in resolved.items():
+        _check_variant(name, run, resolved)
+        _check_revisions(name, run, "runs")
     if config["default_run"] not in resolved:
         raise ConfigError(f"default_run: '{config['default_run']}' is not one of the runs "
                           f"({', '.join(sorted(resolved))})")
     return resolved
+
+
+def _check_variant(name: str, run: dict, runs: dict) -> None:
+    """A variant run names an existing main run, and one measured by its final probe probes it."""
+    main = run.get("ablation_of")
+    if main is not None and main not in runs:
+        raise ConfigError(f"runs.{name}.ablation_of: no run '{main}' (runs: {', '.join(sorted(runs))})")
+    table = run.get("table")
+    if table is None:
+        return
+    if main is None:
+        raise ConfigError(f"runs.{name}.table: only a variant run (ablation_of: <main run>) is shown in a table")
+    last = len(run["bootstrap"]["iterations"])
+    if table != "table4" and last not in run.get("probes", {}).get("stages", []):
+        raise ConfigError(f"runs.{name}.table: {table} measures the run by the probe of its final synthesizer: "
+                          f"add {last} to runs.{name}.probes.stages")
+
+
+def _check_revisions(name: str, run: dict, section: str) -> None:
+    """Each pinned model is a model of the run loaded from the hub (not one served by an API)."""
+    used = set(run["models"].values()) | {src["model"] for src in run.get("scorer", {}).get("data", {}).get(
+        "sources", []) if "model" in src}
+    api = {run["models"][role] for role, backend in run["backends"].items()
+           if backend.get("backend") == "openai" and role in run["models"]}
+    for model in run.get("revisions") or {}:
+        if model not in used:
+            raise ConfigError(f"{section}.{name}.revisions.{model}: not a model of this run "
+                              f"(its models: {', '.join(sorted(used))})")
+        if model in api:
+            raise ConfigError(f"{section}.{name}.revisions.{model}: served through an OpenAI-compatible API, "
+                              "not loaded from the hub; it has no revision to pin")
 
 
 def validate_soda(config: dict) -> dict[str, dict]:
@@ -104,7 +138,13 @@ def validate_soda(config: dict) -> dict[str, dict]:
         errors = sorted(validator.iter_errors(run), key=lambda e: list(e.absolute_path))
         if errors:
             raise ConfigError("config/config.yaml: " + _message(errors[0], f"soda_runs.{name}"))
+        _check_revisions(name, run, "soda_runs")
         resolved[name] = run
+    for name, run in resolved.items():
+        main = run.get("ablation_of")
+        if main is not None and main not in resolved:
+            raise ConfigError(f"soda_runs.{name}.ablation_of: no SODA run '{main}' "
+                              f"(runs: {', '.join(sorted(resolved))})")
     return resolved
 
 

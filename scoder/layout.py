@@ -33,7 +33,8 @@ class Pool:
 class Scorer:
     """The multi-aspect scorer (Appendix C); None where a run does without."""
     model: Node | None = None       # fine-tuned on the teacher's scores (scorer.train)
-    annotation: Node | None = None  # the teacher's scores of the scorer's training data
+    annotation: Node | None = None  # the teacher's scores of the scorer's training data (scorer.train)
+    experiments: Node | None = None  # the scorer's own scores of that data: eq. 2's x̄ (learned weights)
     weights: Node | None = None     # aspect weights learned from K experiments
 
 
@@ -105,6 +106,8 @@ class Run:
             files["scorer_annotation_stats"] = self.scorer.annotation.path("stats")
         if self.scorer.model is not None:
             files["scorer_log"] = self.scorer.model.path("log")
+        if self.scorer.experiments is not None:
+            files["scorer_experiments_stats"] = self.scorer.experiments.path("stats")
         if self.scorer.weights is not None:
             files["weights"] = self.scorer.weights.path("weights")
         files["final_stats"] = self.final.path("stats")

@@ -18,6 +18,7 @@ import sys
 
 from scoder.benchmarks.texts import sources
 from scoder.dag import DAG, WORK, Node, backend_spec, file_pattern, model_inputs, model_path
+from scoder.hub import pin_models
 from scoder.layout import Iteration, Pool, Probe, Run, Scorer, Shard
 
 # The files each stage writes into its folder (declared once, used by rules and plan).
@@ -78,7 +79,7 @@ class _RunBuilder:
     """Lays out one run's nodes in the order of the method; the sections below follow the Snakefile's."""
 
     def __init__(self, plan: Plan, name: str, settings: dict):
-        self.plan, self.name, self.s = plan, name, settings
+        self.plan, self.name, self.s = plan, name, pin_models(settings)
         self.nodes: dict[tuple, Node] = {}
 
     def add(self, stage, inputs, params, resources="cpu", **kw) -> Node:
@@ -94,17 +95,19 @@ class _RunBuilder:
         reference = self.reference(dp)
         dp_features = self.gradients(dp.path("samples"), reference)
         original = model_path(s["models"]["synthesizer"])
-        synthesizer = self.synthesizer(original, [dp.path("samples")])
+        enhanced = synthesizer = self.synthesizer([dp.path("samples")])
         iterations = [Iteration(synthesizer)]
         offset = 0
         for i, it in enumerate(s["bootstrap"]["iterations"], start=1):
             shards, select = self.iteration(i, it, offset, pool.seed, synthesizer, reference, dp_features, scorer)
             offset += it["snippets"]
-            init = original if s["bootstrap"].get("init", "initial") == "initial" else self.last_checkpoint(synthesizer)
             data = [select.path("selected")]
             if s["bootstrap"].get("data_mix", "selected") == "selected+dp":
                 data.append(dp.path("samples"))
-            synthesizer = self.synthesizer(init, data, previous=synthesizer if init.startswith(WORK) else None)
+            # Appendix E's M_0, the model every iteration is fine-tuned from (bootstrap.init)
+            inits = {"initial": None, "enhanced": enhanced, "previous": synthesizer}
+            init = inits[s["bootstrap"].get("init", "enhanced")]
+            synthesizer = self.synthesizer(data, init)
             iterations.append(Iteration(synthesizer, shards, select))
         final = self.synthesize(pool.seed.path("supply"), self.last_checkpoint(synthesizer), offset, s["final"]["size"])
         target = self.target(final, pool.seed)
@@ -147,14 +150,17 @@ class _RunBuilder:
                          "protocol": s["teacher"].get("protocol", "single")},
                         "generate")
 
-    def synthesizer(self, init: str, data: list[str], previous: Node | None = None) -> Node:
+    def synthesizer(self, data: list[str], init: Node | None = None) -> Node:
+        """The synthesizer fine-tuned on ``data`` from the last checkpoint of ``init``, or from the
+        original model (``models.synthesizer``) when ``init`` is None."""
         inputs = {"data": data}
-        if previous is not None:
-            inputs["init"] = previous.path("checkpoint", m=self.num_checkpoints)
+        if init is not None:
+            model = inputs["init"] = self.last_checkpoint(init)
         else:
+            model = model_path(self.s["models"]["synthesizer"])
             inputs.update(model_inputs(self.s["models"]["synthesizer"]))
         return self.add("synthesizer", inputs,
-                        {"model": init, "format": "synthesis", "checkpoints": self.num_checkpoints,
+                        {"model": model, "format": "synthesis", "checkpoints": self.num_checkpoints,
                          "train": self.s["synthesizer"]["train"]}, "train", role="synthesizer")
 
     @property
@@ -209,14 +215,7 @@ class _RunBuilder:
         sc = s["scorer"]
         score = None
         if sc.get("enabled", True):
-            model = scorer.model
-            inputs = ({"scorer": model.path("model")} if model is not None else model_inputs(s["models"]["scorer"]))
-            score = self.add(
-                "score", {"samples": sample_files, **inputs},
-                {"generator": backend_spec(s["backends"]["scoring"],
-                                           model.path("model") if model is not None else s["models"]["scorer"]),
-                 "aspects": sc["aspects"], "mode": sc.get("mode", "generate"),
-                 "max_new_tokens": sc.get("max_new_tokens", 160)}, "generate")
+            score = self.score(sample_files, scorer)
             inputs = {"scored": score.path("scored")}
             if scorer.weights is not None:
                 inputs["weights"] = scorer.weights.path("weights")
@@ -231,6 +230,18 @@ class _RunBuilder:
         elif by in ("low_perplexity", "high_perplexity"):
             part.perplexity = self.perplexity(best.path("candidates"), reference)
         return part
+
+    def score(self, samples: list[str], scorer: Scorer) -> Node:
+        """The multi-aspect scores of ``samples`` by the scorer the iterations use: the fine-tuned
+        scorer (``scorer.train``) or ``models.scorer`` prompted, in ``scorer.mode``."""
+        s, sc = self.s, self.s["scorer"]
+        model = scorer.model
+        inputs = {"scorer": model.path("model")} if model is not None else model_inputs(s["models"]["scorer"])
+        return self.add("score", {"samples": samples, **inputs},
+                        {"generator": backend_spec(s["backends"]["scoring"],
+                                                   model.path("model") if model is not None else s["models"]["scorer"]),
+                         "aspects": sc["aspects"], "mode": sc.get("mode", "generate"),
+                         "max_new_tokens": sc.get("max_new_tokens", 160)}, "generate")
 
     def scorer(self, seed: Node, dp: Node) -> Scorer:
         """The multi-aspect scorer (Appendix C): its training data scored by the teacher, the
@@ -257,28 +268,31 @@ class _RunBuilder:
                                 "file": len(files) - 1 if path is not None else None,
                                 "data": None if path is not None else source["data"]})
             data = self.add("scorer_data", {"samples": files}, {"sources": sources, "seed": sc["data"].get("seed", 0)})
+        if sc.get("train"):
             out.annotation = self.add(
                 "score", {"samples": [data.path("data")], **model_inputs(s["models"]["teacher"])},
                 {"generator": backend_spec(s["backends"]["teacher"], s["models"]["teacher"]),
                  "aspects": sc["aspects"], "mode": sc["data"].get("mode", "generate"),
                  "max_new_tokens": sc.get("max_new_tokens", 160)}, "generate")
-        if sc.get("train"):
             out.model = self.add("scorer", {"data": [out.annotation.path("scored")],
                                             **model_inputs(s["models"]["scorer"])},
                                  {"model": model_path(s["models"]["scorer"]), "format": "scoring",
                                   "aspects": sc["aspects"], "train": sc["training"]}, "train", role="scorer")
         if learned:
-            out.weights = self.weights(out.annotation)
+            # eq. 2's x̄_k are the multi-aspect scores x of eq. 1, so the scorer the iterations
+            # use scores the experiments' data (on the scale its weights will be applied to)
+            out.experiments = self.score([data.path("data")], out)
+            out.weights = self.weights(out.experiments)
         return out
 
-    def weights(self, annotation: Node) -> Node:
+    def weights(self, scored: Node) -> Node:
         """Eq. 2: K datasets of different quality mixes, each fine-tunes the target base model and
         is scored on a held-out benchmark; ridge regression of the scores on the mean aspect vectors."""
         w = self.s["scorer"]["weights"]
         aspects = list(self.s["scorer"]["aspects"])
         mixes, scores = [], []
         for j in range(w["experiments"]):
-            mix = self.add("mix", {"scored": annotation.path("scored")},
+            mix = self.add("mix", {"scored": scored.path("scored")},
                            {"experiment": j, "experiments": w["experiments"], "size": w["size"],
                             "seed": w.get("seed", 0), "aspects": aspects,
                             "require_full_rank": w.get("require_full_rank", True)})

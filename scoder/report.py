@@ -12,6 +12,7 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
+from scoder.hub import recorded_revisions
 from scoder.io import digest, read_json
 
 PACKAGES = ["torch", "transformers", "trl", "peft", "accelerate", "datasketch", "sentence-transformers",
@@ -39,6 +40,20 @@ def simplifications(settings: dict) -> dict:
         out["weights_design"] = ("the K experiment datasets push the aspect scores' principal directions both "
                                  "ways so ridge can identify each weight (the paper does not say how its "
                                  "datasets were built)")
+    init = settings["bootstrap"].get("init", "enhanced")
+    out["bootstrap_init"] = (
+        "each iteration fine-tunes the enhanced synthesizer (iteration 0): our reading of Appendix E, 'each new "
+        "model M_{i+1} is trained from scratch using the fixed initialization M_0', with §3.3, 'we start with the "
+        "mentioned enhanced synthesizers, considering this as the 0-th iteration'" if init == "enhanced" else
+        f"each iteration fine-tunes {'the original instruct model' if init == 'initial' else 'the previous iteration'}"
+        f"'s synthesizer (bootstrap.init: {init}; our reading of the paper is the enhanced synthesizer)")
+    if sc.get("enabled", True):
+        out["scoring_prompt"] = ("the paper's scoring prompt (Figure 7) is an image we do not have: ours asks for the "
+                                 "configured aspects and shows the code snippet a sample was written from, against "
+                                 "which relevance is judged")
+    if sc.get("enabled", True) and sc["weights"]["method"] == "learned":
+        out["weights_scores"] = ("eq. 2's mean aspect scores x̄_k come from the scorer the iterations use (its own "
+                                 "scores of the experiments' data), as eq. 1 applies the weights to that scorer's x")
     if settings["teacher"].get("protocol") == "two_step":
         out["teacher"] = "the teacher writes the problem, then its solution, in two requests (not in the paper)"
     if settings["sampling"].get("protocol") == "two_step":
@@ -80,7 +95,9 @@ def _float(value) -> float:
         return 0.0
 
 
-def provenance(settings: dict) -> dict:
+def provenance(settings: dict, stages: list[dict] | None = None) -> dict:
+    """Git commit, settings digest, package versions, and the hub revision each model was loaded
+    at by the given stage instances (``scoder.hub``; a model's pin, if any, and the commits)."""
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
                                 check=True).stdout.strip()
@@ -94,7 +111,11 @@ def provenance(settings: dict) -> dict:
             versions[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:
             pass
-    return {"git_commit": commit, "git_dirty": dirty, "config_digest": digest(settings, 16), "packages": versions}
+    out = {"git_commit": commit, "git_dirty": dirty, "config_digest": digest(settings, 16), "packages": versions}
+    if stages is not None:
+        out["models"] = {name: {k: v for k, v in info.items() if k != "stages"}
+                         for name, info in recorded_revisions([st["dir"] for st in stages]).items()}
+    return out
 
 
 def read_benchmarks(path: str) -> tuple[dict, dict]:
@@ -136,6 +157,9 @@ def build_results(run: str, settings: dict, files: dict[str, str], stages: list[
     if "scorer_annotation_stats" in files:
         annotation = read_json(files["scorer_annotation_stats"])
         scorer["annotation"] = {k: annotation.get(k) for k in ("n", "fully_parsed", "parse_rate", "parse_failures")}
+    if "scorer_experiments_stats" in files:  # the scorer's own scores of the weight experiments' data (x̄)
+        scored = read_json(files["scorer_experiments_stats"])
+        scorer["experiment_scores"] = {k: scored.get(k) for k in ("n", "fully_parsed", "parse_rate", "parse_failures")}
     if "weights" in files:
         w = read_json(files["weights"])
         scorer["weights"] = {k: w[k] for k in ("weights", "intercept", "alpha", "K", "r2", "metric", "points",
@@ -167,7 +191,7 @@ def build_results(run: str, settings: dict, files: dict[str, str], stages: list[
                  "teacher_est_cost_usd": usage.get("est_cost_usd"),
                  **benchmark_costs(stages, gpus)},
         "simplifications": simplifications(settings),
-        "provenance": provenance(settings),
+        "provenance": provenance(settings, stages),
         "stages": {f"{st['stage']}/{st['key']}": st["dir"] for st in stages},
     }
 
@@ -186,7 +210,7 @@ def last_loss(log: dict | None):
     return history[-1].get("loss") if isinstance(history, list) and history else None
 
 
-def build_probe(run: str, probe: str, settings: dict, files: dict[str, str]) -> dict:
+def build_probe(run: str, probe: str, settings: dict, files: dict[str, str], stages: list[dict] | None = None) -> dict:
     """results/scoder_<run>_<probe>.json: Table 2's row for one stage's synthesizer (the target
     base model fine-tuned on ``probes.size`` samples it wrote)."""
     benchmarks, absent = read_benchmarks(files["evaluation"])
@@ -198,7 +222,7 @@ def build_probe(run: str, probe: str, settings: dict, files: dict[str, str]) -> 
             "data": {"requested": data.get("requested"), "parsed": data.get("parsed"),
                      "parse_rate": rate(data.get("parsed"), data.get("requested"))},
             "target_final_loss": last_loss(read_json(files["target_log"])),
-            "train": settings["probes"]["train"], "provenance": provenance(settings)}
+            "train": settings["probes"]["train"], "provenance": provenance(settings, stages)}
 
 
 # The paper's table columns: (header, benchmark, variant).
@@ -223,19 +247,68 @@ def _table(columns: list, rows: list[tuple[str, dict]], first: str) -> list[str]
     return lines
 
 
-def tables_markdown(results: dict, probes: list[dict], ablations: dict[str, dict], labels: dict[str, str]) -> str:
-    """The run's numbers laid out as the paper's Table 3 (its row), Table 2 (its probes) and
-    Table 4 (its ablation runs whose results exist); "–" marks a benchmark that was not run."""
+# The tables a run's variants (``ablation_of``) are laid out in (``table`` in config), and
+# what measures them: their full SCoder results, or the probe of their final synthesizer
+# (Figure 4: "the performance of the code generation models fine-tuned on 40K synthesized data").
+VARIANT_TABLES = {
+    "table4": ("Table 4: ablations (SCoder, the full pipeline)", "results"),
+    "figure4_selection": ("Figure 4, left: selection methods", "probe"),
+    "figure4_schedule": ("Figure 4, right: self-distilled data per iteration", "probe"),
+    "synthesizer_variants": ("Other synthesizer variants (not in the paper)", "probe"),
+}
+
+
+def variant_file(run: str, settings: dict) -> str:
+    """The results file that measures a variant run in its main run's tables."""
+    if VARIANT_TABLES[settings.get("table", "table4")][1] == "results":
+        return f"results/scoder_{run}.json"
+    return f"results/scoder_{run}_{final_probe(settings)}.json"
+
+
+def final_probe(settings: dict) -> str:
+    """The probe of a run's last synthesizer (Figure 4's measure)."""
+    return f"iter{len(settings['bootstrap']['iterations'])}"
+
+
+def schedule_label(settings: dict) -> str:
+    """The self-distilled data of each iteration, as Figure 4 names a schedule ("20K -> 40K")."""
+    sizes = [it["select"] for it in settings["bootstrap"]["iterations"]]
+    text = " -> ".join(f"{n / 1000:g}K" if n >= 1000 else str(n) for n in sizes)
+    return text + (" -> none" if len(sizes) == 1 else "")
+
+
+def main_labels(run: str, settings: dict) -> dict[str, str]:
+    """The main run's row label in each variant table: what the table varies, as the main run sets it."""
+    b = settings["bootstrap"]
+    return {"table4": run,
+            "figure4_selection": f"{run}: {settings['scorer']['selector']} score, {b['selection']} selection",
+            "figure4_schedule": f"{run}: {schedule_label(settings)}",
+            "synthesizer_variants": f"{run}: init {b.get('init', 'enhanced')}"}
+
+
+def tables_markdown(results: dict, probes: list[dict], variants: dict[str, tuple[str, dict]],
+                    labels: dict[str, str], main: dict[str, str] | None = None) -> str:
+    """The run's numbers laid out as the paper's Table 3 (its row), Table 2 (its probes), and one
+    table per kind of variant run whose results exist (``variants``: name -> (table, results);
+    Table 4's rows are full SCoder results, Figure 4's the probe of each run's final synthesizer);
+    "–" marks a benchmark that was not run."""
     run = results["run"]
     out = [f"# {results['model']} (run `{run}`)", "", "pass@1 (%), greedy. – = not run (see benchmarks_absent).",
            "", "## Table 3", "", *_table(TABLE3, [(results["model"], results["benchmarks"])], "Model")]
     if probes:
         out += ["", "## Table 2: target base model fine-tuned on each stage's synthesized data", "",
                 *_table(TABLE2, [(p["synthesizer"], p["benchmarks"]) for p in probes], "Synthesizer")]
-    if ablations:
-        rows = [(labels.get(run, run), results["benchmarks"])]
-        rows += [(labels.get(name, name), r["benchmarks"]) for name, r in ablations.items()]
-        out += ["", "## Table 4: ablations", "", *_table(TABLE2, rows, "Run")]
+    final = next((p for p in probes if p["probe"] == f"iter{len(results['data']['iterations'])}"), None)
+    for table, (title, measure) in VARIANT_TABLES.items():
+        rows = [(labels.get(name, name), r["benchmarks"]) for name, (t, r) in variants.items() if t == table]
+        if not rows:
+            continue
+        reference = results if measure == "results" else final
+        rows.insert(0, ((main or {}).get(table, run), reference["benchmarks"] if reference else {}))
+        note = [] if measure == "results" else [
+            "Each run's final synthesizer measured as the paper's Figure 4: the target base model "
+            "fine-tuned on `probes.size` samples it wrote (results/scoder_<run>_iter<last>.json).", ""]
+        out += ["", f"## {title}", "", *note, *_table(TABLE2, rows, "Run")]
     missing = {f"{b}.{v}": results["benchmarks_absent"].get(f"{b}.{v}") or results["benchmarks_absent"].get(b)
                for _, b, v in TABLE3 if results["benchmarks"].get(b, {}).get(v) is None}
     if missing:

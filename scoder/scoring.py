@@ -23,7 +23,7 @@ import numpy as np
 
 DEFAULT_ASPECTS: dict[str, str] = {
     "question_answer_consistency": "the solution answers exactly the problem that is asked",
-    "relevance": "the problem and solution are about programming and computer science",
+    "relevance": "the problem is relevant to the code snippet it was written from",
     "difficulty": "the problem is challenging enough to teach something non-trivial",
     "code_existence": "the solution contains actual code, not only prose",
     "code_correctness": "the code is free of syntax errors and logical bugs and solves the problem",
@@ -41,15 +41,22 @@ SELECTORS = ("weighted", "composite", "average")
 _OVERALL_ALIASES = {"overall", "overall_score", "composite", "composite_score", "final_score", "total_score"}
 
 
-def scoring_messages(problem: str, solution: str, aspects: dict[str, str]) -> list[dict]:
-    """Chat prompt asking the scorer for one `aspect: <0-9>` line per aspect, then `overall: <0-9>`."""
+def scoring_messages(problem: str, solution: str, aspects: dict[str, str], snippet: str | None = None) -> list[dict]:
+    """Chat prompt asking the scorer for one `aspect: <0-9>` line per aspect, then `overall: <0-9>`.
+
+    The code snippet the sample was synthesized from is shown when there is one, so that
+    relevance (the problem against its snippet) is judged on what it is about; a sample
+    written without a snippet (e.g. evol-codealpaca's) says so."""
     rubric = "\n".join(f"- {name}: {desc}" for name, desc in aspects.items())
     form = "\n".join(f"{name}: <score>" for name in [*aspects, OVERALL])
+    code = (snippet or "").strip("\n")
+    source = (f"### Code snippet the problem was written from\n```python\n{code}\n```\n\n" if code.strip()
+              else "(This sample was not written from a code snippet.)\n\n")
     content = (
         "You are an expert reviewer of programming instruction data. Rate the problem and its "
         "solution below on each aspect with an integer from 0 (very poor) to 9 (excellent).\n\n"
         f"Aspects:\n{rubric}\n- {OVERALL}: your overall judgement of the sample's quality\n\n"
-        f"### Problem\n{problem.strip()}\n\n### Solution\n{solution.strip()}\n\n"
+        f"{source}### Problem\n{problem.strip()}\n\n### Solution\n{solution.strip()}\n\n"
         f"Answer with exactly these lines, one integer each, and nothing else:\n{form}"
     )
     return [{"role": "user", "content": content}]
@@ -156,7 +163,7 @@ def score_samples(
     not in the paper; it assumes digits tokenise alone (true for SmolLM2, Qwen2.5, Llama 3).
     """
     names = list(aspects)
-    prompts = [scoring_messages(s["problem"], s["solution"], aspects) for s in samples]
+    prompts = [scoring_messages(s["problem"], s["solution"], aspects, s.get("snippet")) for s in samples]
     out = [dict(s) for s in samples]
     failures: Counter = Counter({a: 0 for a in [*names, OVERALL]})
     if mode == "generate":
@@ -284,7 +291,8 @@ def scorer_training_pool(files: list[str], sources: list[dict], *, seed: int) ->
         for i, r in enumerate(rows):
             pool.append({"id": f"{source['name']}:{r.get('id', i)}", "source": source["name"],
                          "snippet_id": f"{source['name']}:{r.get('snippet_id', i)}",
-                         "problem": r["problem"], "solution": r["solution"]})
+                         "problem": r["problem"], "solution": r["solution"],
+                         **({"snippet": r["snippet"]} if r.get("snippet") else {})})
         counts[source["name"]] = len(rows)
     return pool, counts
 
@@ -297,7 +305,7 @@ def scoring_example(sample: dict, aspects: dict[str, str]) -> dict | None:
         return None
     lines = [f"{a}: {int(math.floor(v + 0.5))}" for a, v in scores.items()]
     lines.append(f"{OVERALL}: {int(math.floor(sample['composite'] + 0.5))}")
-    return {"messages": scoring_messages(sample["problem"], sample["solution"], aspects)
+    return {"messages": scoring_messages(sample["problem"], sample["solution"], aspects, sample.get("snippet"))
             + [{"role": "assistant", "content": "\n".join(lines)}]}
 
 

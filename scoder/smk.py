@@ -2,7 +2,9 @@
 
 ``with stage(snakemake) as (inp, out, settings):`` sends the job's stdout,
 stderr and logging to its ``log:`` file and hands the script its inputs,
-outputs and settings; a stage function never sees Snakemake.
+outputs and settings; a stage function never sees Snakemake.  Hub models in
+the settings arrive as local snapshot folders of the revision the job loads,
+recorded beside the log (``scoder.hub``).
 """
 from __future__ import annotations
 
@@ -24,13 +26,33 @@ def stage(snakemake):
         logging.basicConfig(stream=log, level=logging.INFO, force=True,
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         try:
-            yield snakemake.input, snakemake.output, dict(snakemake.params.get("settings", {}))
+            yield snakemake.input, snakemake.output, _with_hub_snapshots(snakemake.params.get("settings", {}),
+                                                                          log_path)
         except BaseException:
             import traceback
             traceback.print_exc(file=log)
             raise
         finally:
             sys.stdout, sys.stderr = saved
+
+
+def _with_hub_snapshots(settings: dict, log_path: str) -> dict:
+    """A stage instance's settings with each hub model as its snapshot folder; what was loaded
+    is written beside its log (``work/<stage>/<key>/hub_models.json``).  Other jobs (results,
+    tables) load no model: their settings stay as they are."""
+    from pathlib import Path
+
+    from scoder import hub
+    from scoder.dag import WORK
+
+    if Path(log_path).parts[:1] != (WORK,):
+        return dict(settings)
+    settings, models = hub.resolve_settings(dict(settings))
+    if models:
+        for model, info in models.items():
+            print(f"hub model {model}: commit {info['commit']} ({info['folder']})", flush=True)
+        hub.record(Path(log_path).parent, models)
+    return settings
 
 
 def _limit_threads(threads: int) -> None:

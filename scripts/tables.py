@@ -5,6 +5,8 @@ from scoder.report import tables_markdown
 from scoder.smk import stage
 
 with stage(snakemake) as (inp, out, s):
-    ablations = {name: read_json(path) for name, path in s["ablations"].items() if Path(path).exists()}
-    text = tables_markdown(read_json(inp.results), [read_json(p) for p in inp.probes], ablations, s["labels"])
+    variants = {name: (v["table"], read_json(v["file"])) for name, v in s["variants"].items()
+                if Path(v["file"]).exists()}
+    text = tables_markdown(read_json(inp.results), [read_json(p) for p in inp.probes], variants, s["labels"],
+                           s["main"])
     Path(out[0]).write_text(text, encoding="utf-8")

@@ -147,3 +147,46 @@ def test_each_sampling_job_reads_only_its_own_checkpoint():
     synthesizer = plan.runs["q14"].iterations[0].synthesizer
     assert part.sample.inputs["checkpoint"] == synthesizer.path("checkpoint", m="{m}")
     assert part.sample_files == [part.sample.path("samples", m=m) for m in range(1, 6)]
+
+
+def test_every_iteration_fine_tunes_the_enhanced_synthesizer_and_initial_is_a_variant():
+    plan = Plan(validate(CONFIG))
+    q14, initial = plan.runs["q14"], plan.runs["q14_init_initial"]
+    enhanced = q14.iterations[0].synthesizer.path("checkpoint", m=5)
+    assert [step.synthesizer.inputs["init"] for step in q14.iterations[1:]] == [enhanced, enhanced]
+    # the variant starts each iteration from the original model and shares iteration 0 and
+    # iteration 1's samples with q14
+    assert [step.synthesizer.params["model"] for step in initial.iterations] == [
+        "Qwen/Qwen2.5-Coder-14B-Instruct"] * 3
+    assert initial.iterations[0].synthesizer is q14.iterations[0].synthesizer
+    assert initial.iterations[1].shards[0].sample is q14.iterations[1].shards[0].sample
+    previous = Plan(validate(with_run("prev", {"bootstrap": {"init": "previous"}}))).runs["prev"]
+    assert previous.iterations[2].synthesizer.inputs["init"] == previous.iterations[1].synthesizer.path(
+        "checkpoint", m=2)
+
+
+def test_weight_experiments_read_the_iteration_scorers_scores_of_the_scorer_data():
+    plan = Plan(validate(CONFIG))
+    for name in ("q14", "tiny"):
+        run = plan.runs[name]
+        experiments = run.scorer.experiments
+        iteration_score = run.iterations[1].shards[0].score
+        # scored as the iterations score: same generator spec and mode, other samples
+        assert experiments.params == iteration_score.params
+        assert {k: v for k, v in experiments.inputs.items() if k != "samples"} == {
+            k: v for k, v in iteration_score.inputs.items() if k != "samples"}
+        assert all(mix.inputs["scored"] == experiments.path("scored")
+                   for mix in plan.nodes["mix"].values() if name in mix.runs)
+    # the teacher scores the scorer's data only to train it (q14), not in tiny (prompted scorer)
+    assert plan.runs["q14"].scorer.annotation is not None and plan.runs["tiny"].scorer.annotation is None
+
+
+def test_figure4_variant_must_probe_its_final_synthesizer():
+    import pytest
+
+    from scoder.config import ConfigError
+
+    config = copy.deepcopy(CONFIG)
+    config["runs"]["q14_select_random"]["probes"] = {"stages": [0, 1]}
+    with pytest.raises(ConfigError, match=r"runs.q14_select_random.table: .* add 2 to .*probes.stages"):
+        validate(config)

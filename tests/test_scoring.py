@@ -145,7 +145,8 @@ def test_scorer_training_pool_caps_each_source_and_tags_it(tmp_path):
     from scoder.scoring import scorer_training_pool
 
     a = tmp_path / "a.jsonl"
-    write_jsonl(a, [{"id": f"a{i}", "snippet_id": f"s{i}", "problem": f"p{i}", "solution": f"s{i}"} for i in range(5)]
+    write_jsonl(a, [{"id": f"a{i}", "snippet_id": f"s{i}", "snippet": f"def f{i}(): return {i}", "problem": f"p{i}",
+                     "solution": f"s{i}"} for i in range(5)]
                 + [{"id": "bad", "problem": None, "solution": "x"}])
     ext = tmp_path / "evol.jsonl"
     write_jsonl(ext, [{"instruction": f"q{i}", "output": f"o{i}"} for i in range(3)])
@@ -154,6 +155,24 @@ def test_scorer_training_pool_caps_each_source_and_tags_it(tmp_path):
     assert counts == {"m": 3, "evol": 3}
     assert [r["source"] for r in pool] == ["m"] * 3 + ["evol"] * 3
     assert len({r["id"] for r in pool}) == 6 and all(r["problem"] for r in pool)
+    # the snippet a sample was written from stays with it (the scorer judges relevance against it)
+    assert [bool(r.get("snippet")) for r in pool] == [True] * 3 + [False] * 3
+
+
+def test_the_scorer_sees_the_snippet_it_judges_relevance_against():
+    snippet = "def running_total(xs):\n    return list(itertools.accumulate(xs))"
+    with_snippet = scoring_messages("Sum prefixes.", "def f(x): ...", DEFAULT_ASPECTS, snippet)[-1]["content"]
+    assert "running_total" in with_snippet and "relevant to the code snippet" in with_snippet
+    assert with_snippet.index("running_total") < with_snippet.index("Sum prefixes.")
+    without = scoring_messages("Sum prefixes.", "def f(x): ...", DEFAULT_ASPECTS)[-1]["content"]
+    assert "not written from a code snippet" in without
+    # training examples show the scorer the same prompt as scoring does
+    from scoder.scoring import scoring_example
+
+    sample = {"problem": "P", "solution": "S", "snippet": snippet, "composite": 5,
+              "aspect_scores": {a: 5 for a in DEFAULT_ASPECTS}}
+    assert scoring_example(sample, DEFAULT_ASPECTS)["messages"][0]["content"] == scoring_messages(
+        "P", "S", DEFAULT_ASPECTS, snippet)[0]["content"]
 
 
 def test_scoring_example_answers_the_prompt_with_rounded_teacher_scores():

@@ -148,6 +148,35 @@ def test_difficulty_levels(status, score, rule, expected):
     assert feedback.level(status, score, easy_min=4, medium_min=2, hard_rule=rule) == expected
 
 
+@pytest.mark.parametrize("status,score,views,expected", [
+    # w/o scoring: execution alone (Pass -> medium, Fail -> hard), whatever a score says
+    ("pass", 6, ["execution"], "medium"), ("fail", 6, ["execution"], "hard"),
+    # w/o execution: the score thresholds alone, an unparsed score unclassified
+    ("skipped", 4, ["scoring"], "easy"), ("skipped", 2, ["scoring"], "medium"),
+    ("skipped", 1.5, ["scoring"], "hard"), ("skipped", None, ["scoring"], None),
+])
+def test_difficulty_levels_with_one_view(status, score, views, expected):
+    assert feedback.level(status, score, views=views) == expected
+
+
+def test_feedback_without_one_view_neither_scores_nor_runs():
+    answers = [{"id": "ok", "question": "q", "answer": "", "language": "python", "code": "print(1)"},
+               {"id": "bad", "question": "q", "answer": "", "language": "python", "code": "raise SystemExit(3)"}]
+
+    def score(items):
+        return [{**a, "score": 5.0} for a in items], {"parse_rate": 1.0}
+
+    levelled, stats = feedback.multi_view_feedback(answers, views=["scoring"], score=score)
+    assert [r["level"] for r in levelled] == ["easy", "easy"] and stats["execution"] == {"skipped": 2}
+
+    def no_scorer(items):
+        raise AssertionError("w/o scoring asks no scoring model")
+
+    levelled, stats = feedback.multi_view_feedback(answers, views=["execution"], score=no_scorer)
+    assert [(r["execution"], r["level"]) for r in levelled] == [("pass", "medium"), ("fail", "hard")]
+    assert stats["scorer"]["mode"] == "off" and stats["views"] == ["execution"]
+
+
 def test_classify_counts_levels_and_pass_rate():
     scored = [{"id": "a", "score": 5, "language": "python"}, {"id": "b", "score": 3, "language": "python"},
               {"id": "c", "score": 5, "language": "python"}]
@@ -369,3 +398,56 @@ def test_evaluation_gives_greedy_pass1_sampled_pass10_and_model_score():
     assert sum(r["decoding"] == "greedy" for r in records) == 2
     assert sum(r["decoding"] == "sampled" for r in records) == 20
     assert all(r["model_score"] == 4.0 for r in records if r["decoding"] == "greedy")
+
+
+def test_each_cycle_distils_the_questions_the_last_one_wrote_into_the_last_student():
+    plan = soda_plan(CONFIG)
+    cl = plan.runs["cl"]
+    for before, cycle in zip(cl.cycles, cl.cycles[1:]):
+        new = before.update.path("questions")
+        assert cycle.teacher.inputs["questions"] == new and cycle.answer.inputs["questions"] == [new]
+        assert cycle.sft.inputs["data"] == [cycle.split.path("sft")]          # this cycle's knowledge only
+        assert cycle.sft.params["model"] == before.dpo.path("model")           # continued, not restarted
+    assert cl.settings["update"]["new_questions"] == 10000
+    # the other readings stay settings: every question so far, or restarting from the base student
+    config = copy.deepcopy(CONFIG)
+    config["soda_runs"]["all"] = {"extends": "cl", "accumulate": True, "student_init": "base"}
+    run = soda_plan(config).runs["all"]
+    assert run.cycles[2].sft.inputs["data"] == [c.split.path("sft") for c in run.cycles]
+    assert run.cycles[2].sft.params["model"] == "codellama/CodeLlama-7b-hf"
+    assert len(run.cycles[2].answer.inputs["questions"]) == 3
+
+
+def test_rq2_ablations_turn_one_module_off_and_share_what_comes_before_it():
+    plan = soda_plan(CONFIG)
+    cl = plan.runs["cl"]
+    runs = {name: plan.runs[f"cl_{name}"] for name in ("wo_fault", "wo_scoring", "wo_execution", "wo_classification")}
+    assert all(r.questions is cl.questions and r.cycles[0].sft is cl.cycles[0].sft for r in runs.values())
+    # w/o fault: no DPO, the SFT model answers and is evaluated
+    fault = runs["wo_fault"]
+    assert all(c.dpo is None and c.answer.inputs["model"] == c.sft.path("model") for c in fault.cycles)
+    assert "soda_dpo" not in {n.stage for n in fault.nodes}
+    # w/o scoring / execution: the same answers and scorer, feedback from one view
+    for name, views in (("wo_scoring", ["execution"]), ("wo_execution", ["scoring"])):
+        first = runs[name].cycles[0]
+        assert first.answer is cl.cycles[0].answer and runs[name].scorer is cl.scorer
+        assert first.feedback.params["views"] == views
+    assert "scorer" not in runs["wo_scoring"].cycles[0].feedback.inputs
+    assert "generator" not in runs["wo_scoring"].cycles[0].feedback.params
+    # w/o classification: the same feedback, new questions from questions drawn at random
+    first = runs["wo_classification"].cycles[0]
+    assert first.feedback is cl.cycles[0].feedback and first.update.params["by"] == "random"
+
+
+def test_soda_tables_lay_out_table1_and_the_ablations_of_figure5():
+    from scoder.soda.report import tables_markdown
+
+    def result(run, he, java):
+        return {"run": run, "model": "SodaCoder-CL-7B", "benchmarks": {
+            "humaneval": {"base": {"pass@1": he, "pass@10": he + 10, "model_score": 4.93}},
+            "multipl_e": {"java": {"pass@1": java}}}}
+
+    text = tables_markdown(result("cl", 65.2, 59.7), {"cl_wo_fault": result("cl_wo_fault", 61.5, 57.9)},
+                           {"cl": "SODA", "cl_wo_fault": "w/o fault"})
+    assert "| Pass@1 | 65.2 | – | 59.7 | – | – |" in text and "| Model Score | 4.93 |" in text
+    assert "| SODA | 65.2 | – | 59.7 |" in text and "| w/o fault | 61.5 | – | 57.9 |" in text

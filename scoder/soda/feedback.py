@@ -15,6 +15,12 @@ The paper's hard level reads "Fail and score < 2", which leaves a Fail with a
 score >= 2 in no level; ``hard_rule: fail_or_low`` (default, as the project's
 spec) makes every non-easy, non-medium question hard, ``fail_and_low`` follows
 the paper's wording and reports the rest as unclassified.
+
+``views`` drops one view for RQ2's ablations: without scoring ("solution
+evaluation relies exclusively on execution results") a Pass is medium ("the
+student can meet the basic requirements", the score that would make it easy is
+unknown) and a Fail hard; without execution ("based solely on the scores") the
+score thresholds alone give the level, and an unparsed score none.
 """
 from __future__ import annotations
 
@@ -204,11 +210,21 @@ def execute(language: str, code: str | None, *, timeout: float = 10.0) -> dict:
 
 # ------------------------------------------------------------------ difficulty levels
 
+VIEWS = ("scoring", "execution")
+
+
 def level(status: str, score: float | None, *, easy_min: float = 4, medium_min: float = 2,
-          hard_rule: str = "fail_or_low") -> str | None:
+          hard_rule: str = "fail_or_low", views=VIEWS) -> str | None:
     """easy / medium / hard from the two views (§3.4), or None (unclassified).
     An unsupported language is judged by its score alone; an unparsed score by the
-    execution alone (Pass -> medium, Fail -> hard)."""
+    execution alone (Pass -> medium, Fail -> hard).  ``views`` without one of them:
+    the module docstring."""
+    if "execution" not in views:
+        if score is None:
+            return None
+        return "easy" if score >= easy_min else "medium" if score >= medium_min else "hard"
+    if "scoring" not in views:
+        score = None
     passed = status != "fail"
     if score is None:
         return "medium" if passed else "hard"
@@ -239,3 +255,24 @@ def classify(scored: list[dict], executions: dict[str, dict], **thresholds) -> t
                  "mean_score": round(float(np.mean(scores)), 4) if scores else None,
                  "levels": {lv: levels.get(lv, 0) for lv in LEVELS}, "unclassified": levels.get(None, 0),
                  "languages": dict(Counter(r["language"] for r in out))}
+
+
+def multi_view_feedback(answers: list[dict], *, views=VIEWS, score=None, workers: int = 1, timeout: float = 10.0,
+                        **thresholds) -> tuple[list[dict], dict]:
+    """Stage II over the student's answers: ``score(answers) -> (scored, stats)`` (e.g.
+    ``score_answers`` with the scoring model) when scoring is one of ``views``, sandboxed
+    execution when execution is, then the levels (``classify``)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    if "scoring" in views:
+        scored, score_stats = score(answers)
+    else:  # the "w/o scoring" ablation: no scoring model is asked
+        scored, score_stats = [{**a, "score": None} for a in answers], {"mode": "off", "parse_rate": None}
+    if "execution" in views:
+        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+            verdicts = list(pool.map(lambda a: execute(a["language"], a["code"], timeout=timeout), answers))
+    else:  # the "w/o execution" ablation: nothing is run
+        verdicts = [{"status": "skipped", "reason": "feedback.views has no execution"} for _ in answers]
+    levelled, stats = classify(scored, {a["id"]: v for a, v in zip(answers, verdicts)}, views=views, **thresholds)
+    return levelled, {**stats, "views": list(views), "score_parse_rate": score_stats["parse_rate"],
+                      "scorer": score_stats}

@@ -11,14 +11,22 @@ teacher).  One cycle (§3):
     -> soda_answer -> [soda_annotate -> soda_scorer, first cycle] -> soda_feedback   Stage II
     -> soda_update (the next cycle's new questions)                          Stage III
 
-With ``accumulate: true`` (the paper: "10K newly generated questions added at
-each iteration") a cycle's knowledge is every question so far; the teacher only
-answers the new ones, the earlier answers and splits are reused.
+The cycle schedule (config ``accumulate``, ``student_init``): by default (the
+paper's reading, config comment) a cycle's seed knowledge is the questions
+the previous cycle's Stage III wrote, and its student continues from the
+previous cycle's; ``accumulate: true`` makes a cycle's knowledge every question
+so far (the teacher answers only the new ones, earlier answers and splits are
+reused), ``student_init: base`` restarts each cycle from the base student.
+The ablations of RQ2 are settings too: ``dpo.enabled: false`` (w/o fault),
+``feedback.views`` without scoring or execution, ``update.by: random``
+(w/o classification).
 """
 from __future__ import annotations
 
-from scoder.benchmarks.texts import sources
 from dataclasses import dataclass
+
+from scoder.benchmarks.texts import sources
+from scoder.hub import pin_models
 
 from scoder.dag import DAG, Node, backend_spec, file_pattern, model_inputs, model_path, stage_table
 
@@ -49,7 +57,7 @@ class Cycle:
     teacher: Node
     split: Node
     sft: Node
-    dpo: Node
+    dpo: Node | None  # None without fault-aware contrastive learning (dpo.enabled: false)
     answer: Node
     feedback: Node
     update: Node | None = None
@@ -105,7 +113,7 @@ class _SodaRunBuilder:
     """Lays out one SODA run's nodes, cycle by cycle."""
 
     def __init__(self, plan: SodaPlan, name: str, settings: dict):
-        self.plan, self.name, self.s = plan, name, settings
+        self.plan, self.name, self.s = plan, name, pin_models(settings)
         self.nodes: list[Node] = []
 
     def add(self, stage, inputs, params, resources="cpu", **kw) -> Node:
@@ -137,10 +145,14 @@ class _SodaRunBuilder:
             init_inputs = student_inputs if init == student else model_inputs(m["student"])
             sft = self.add("soda_sft", {"data": [x.path("sft") for x in used], **_as_init(init_inputs)},
                            {"model": init, "train": s["sft"]["train"]}, "train", role="sft")
-            dpo = self.add("soda_dpo", {"data": [x.path("fcl") for x in used], "init": sft.path("model")},
-                           {"model": sft.path("model"), "beta": s["dpo"]["beta"], "train": s["dpo"]["train"]},
-                           "train", role="dpo")
-            student, student_inputs = dpo.path("model"), {"init": dpo.path("model")}
+            dpo = None
+            student = sft.path("model")
+            if s["dpo"].get("enabled", True):  # disabled: the "w/o fault" ablation, the SFT model is the student
+                dpo = self.add("soda_dpo", {"data": [x.path("fcl") for x in used], "init": sft.path("model")},
+                               {"model": sft.path("model"), "beta": s["dpo"]["beta"], "train": s["dpo"]["train"]},
+                               "train", role="dpo")
+                student = dpo.path("model")
+            student_inputs = {"init": student}
             asked = new_questions if s["accumulate"] else new_questions[-1:]
             # the key names the student by its role: its model is an input, which the generator serves
             answer = self.add("soda_answer", {"questions": list(asked), "model": student},
@@ -148,11 +160,14 @@ class _SodaRunBuilder:
                                "sampling": s["feedback"]["sampling"]}, "generate", models={"generator": "model"})
             if annotate is None and s["scorer"]["train"]:
                 scorer_path, scorer_inputs, annotate, scorer_node = self.scorer_model(answer)
-            feedback = self.add("soda_feedback", {"answers": answer.path("answers"), **scorer_inputs},
-                                {"generator": self.gen("scoring", scorer_path),
-                                 "scorer": {k: v for k, v in s["scorer"].items() if k in ("mode", "max_new_tokens")},
-                                 **{k: v for k, v in s["feedback"].items() if k != "sampling"}},
-                                "generate")
+            views = s["feedback"].get("views", ["scoring", "execution"])
+            scoring = {"generator": self.gen("scoring", scorer_path),
+                       "scorer": {k: v for k, v in s["scorer"].items() if k in ("mode", "max_new_tokens")}}
+            feedback = self.add("soda_feedback", {"answers": answer.path("answers"),
+                                                  **(scorer_inputs if "scoring" in views else {})},
+                                {**(scoring if "scoring" in views else {}),
+                                 **{k: v for k, v in s["feedback"].items() if k not in ("sampling", "views")},
+                                 "views": views}, "generate")
             update = None
             if c < s["cycles"]:
                 u = s["update"]

@@ -20,6 +20,9 @@ SIMPLIFICATIONS = {
     "level_fallbacks": "an answer in a language without a runner is levelled by its score alone; an unparsed "
                        "score levels by execution alone (Pass -> medium, Fail -> hard)",
     "update_quotas": "a level with no questions gives its share of new questions to the others",
+    "cycle_schedule": "each later cycle distils only the questions the previous cycle wrote, from the previous "
+                      "cycle's student (our reading of '10K newly generated questions added at each iteration'; "
+                      "accumulate / student_init give the other readings)",
     "benchmarks": "MBPP(+) and MultiPL-E need local data files; without them they are absent; MultiPL-E's Java "
                   "runs without the javatuples jar; the paper's C column cannot be reproduced from MultiPL-E, "
                   "which has no C translation (reported absent)",
@@ -75,10 +78,58 @@ def build_results(run: str, settings: dict, files: dict[str, str], stages: list[
     simplifications = dict(SIMPLIFICATIONS)
     if settings["models"]["student"].startswith("embedded:"):
         simplifications.update(TINY_SIMPLIFICATIONS)
+    simplifications.update(_ablation_notes(settings))
     return {"run": run, "method": "SODA", "model": MODEL_NAMES.get(run, f"SODA-{run}"),
             "student": settings["models"]["student"], "teacher": settings["models"]["teacher"],
             "benchmarks": benchmarks, "benchmarks_absent": absent, "data": data,
             "cost": {"teacher_tokens": {"input": usage.get("prompt_tokens"), "output": usage.get("completion_tokens")},
                      "teacher_est_cost_usd": usage.get("est_cost_usd"), **benchmark_costs(stages, gpus)},
-            "simplifications": simplifications, "provenance": provenance(settings),
+            "simplifications": simplifications, "provenance": provenance(settings, stages),
             "stages": {f"{st['stage']}/{st['key']}": st["dir"] for st in stages}}
+
+
+def _ablation_notes(settings: dict) -> dict:
+    """How this run's RQ2 ablation (if any) is realised where the paper is brief."""
+    out = {}
+    if not settings["dpo"].get("enabled", True):
+        out["wo_fault"] = ("no fault-aware contrastive learning: the SFT model is each cycle's student; the 20% of "
+                           "questions meant for it are not trained on (the paper does not say where they go)")
+    views = settings["feedback"].get("views", ["scoring", "execution"])
+    if "scoring" not in views:
+        out["wo_scoring"] = "levels from execution alone: Pass -> medium, Fail -> hard (no easy level)"
+    if "execution" not in views:
+        out["wo_execution"] = "levels from the score alone (>= 4 easy, >= 2 medium, else hard); nothing is run"
+    if settings["update"]["by"] == "random":
+        out["wo_classification"] = "new questions from questions drawn at random, with the similar-difficulty prompt"
+    return out
+
+
+# Table 1's columns: (header, benchmark, variant)
+COLUMNS = [("Python (HumanEval)", "humaneval", "base"), ("MBPP", "mbpp", "base"),
+           *[(name, "multipl_e", lang) for name, lang in
+             (("Java", "java"), ("JS", "js"), ("C", "c"), ("C++", "cpp"), ("Go", "go"), ("TS", "ts"))]]
+
+
+def _cell(benchmarks: dict, bench: str, variant: str, metric: str) -> str:
+    value = benchmarks.get(bench, {}).get(variant, {}).get(metric)
+    if value is None:
+        return "–"
+    return f"{value:.2f}" if metric == "model_score" else f"{value:.1f}"
+
+
+def tables_markdown(results: dict, ablations: dict[str, dict], labels: dict[str, str]) -> str:
+    """The run as a row block of the paper's Table 1 (Pass@1, Pass@10, model score per language)
+    and, where its ablation runs' results exist, Figure 5 as a table (Pass@1)."""
+    head = "| {} | " + " | ".join(c[0] for c in COLUMNS) + " |"
+    rule = "|---|" + "---:|" * len(COLUMNS)
+    out = [f"# {results['model']} (SODA run `{results['run']}`)", "",
+           "– = not run (see benchmarks_absent).", "", "## Table 1", "", head.format("Metric"), rule]
+    for label, metric in (("Pass@1", "pass@1"), ("Pass@10", "pass@10"), ("Model Score", "model_score")):
+        out.append(f"| {label} | " + " | ".join(_cell(results["benchmarks"], b, v, metric)
+                                                for _, b, v in COLUMNS) + " |")
+    if ablations:
+        out += ["", "## Figure 5: ablations (Pass@1)", "", head.format("Run"), rule]
+        rows = [(labels.get(results["run"], "SODA"), results), *((labels.get(n, n), r) for n, r in ablations.items())]
+        out += [f"| {label} | " + " | ".join(_cell(r["benchmarks"], b, v, "pass@1") for _, b, v in COLUMNS) + " |"
+                for label, r in rows]
+    return "\n".join(out) + "\n"
