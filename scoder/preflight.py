@@ -21,7 +21,6 @@ data is reported absent with the reason, as before.
 """
 from __future__ import annotations
 
-import glob
 import os
 import re
 from dataclasses import dataclass, field
@@ -163,14 +162,10 @@ def _hub_problems(model: str, s: dict) -> list[tuple[str, str]]:
 
 
 def _source_problems(sources: list[dict]) -> list[tuple[str, str]]:
-    out = []
-    for i, src in enumerate(sources):
-        if src["type"] == "stack" and not glob.glob(str(src.get("path", ""))):
-            out.append((f"pool.sources[{i}].path", f"{src.get('path')!r} matches no file: The Stack v1 Python "
-                        "files (parquet or JSONL with a 'content' column)"))
-        elif src["type"] == "tree" and not Path(str(src.get("path", ""))).is_dir():
-            out.append((f"pool.sources[{i}].path", f"{src.get('path')!r} is not a directory of Python files"))
-    return out
+    """The extract stage's own check of its sources, as (setting, message) pairs."""
+    from scoder.pool.extract import source_problems
+
+    return [tuple(problem.split(": ", 1)) for problem in source_problems(sources)]
 
 
 def _file_problems(path: str, setting: str, what: str) -> list[tuple[str, str]]:
