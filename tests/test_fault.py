@@ -62,7 +62,7 @@ class Workflow:
         self.attempts = 0
 
     def command(self, *args: str) -> list[str]:
-        return [sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", CONFIG, *args]
+        return [sys.executable, "-m", "snakemake", "--cores", "2", *args, "--configfile", CONFIG]
 
     def env(self) -> dict:
         return {**os.environ, KEY_ENV: KEY}

@@ -57,6 +57,8 @@ def test_generate_counts_usage_and_cost_and_never_pays_twice(proxy, tmp_path, mo
     assert gen.generate(convs, max_new_tokens=8, seed=5) == out  # greedy: seed irrelevant
     assert len(proxy.chats()) == 2 and gen.usage["cached"] == 2
     assert gen.usage["requests"] == 2
+    # the cached answers count the tokens they cost when paid for
+    assert gen.usage["prompt_tokens"] == 2 * usage["prompt_tokens"]
 
     # A later run with the same cache needs neither the server nor the key.
     monkeypatch.delenv(KEY_ENV)
@@ -133,7 +135,10 @@ def test_synthesis_survives_a_server_crash_without_resending(server, proxy, tmp_
     assert first_run.isdisjoint(second_run)
     # Finished batches resume from the ledger, answers of the broken batch
     # from the cache: only what was never answered is asked.
-    assert len(second_run) == 6 - len(first_run) and stats["resumed_snippets"] >= 2
+    assert len(second_run) == 6 - len(first_run) and stats["this_attempt"]["resumed_snippets"] >= 2
+    # the tokens of all six answers, those paid for before the crash too
+    assert stats["usage"]["prompt_tokens"] == sum(
+        json.loads(p.read_text())["usage"]["prompt_tokens"] for p in (tmp_path / "cache").rglob("*.json"))
     paths = sidecar_paths(out)
     answered = read_jsonl(paths["samples"]) + read_jsonl(paths["failures"])
     assert sorted(r["snippet_id"] for r in answered) == [f"s{i}" for i in range(6)]
