@@ -9,8 +9,6 @@ the user's two commands resume it (``snakemake --unlock``, then the same command
 teacher request reaches the server twice, the server survives, and no process of the
 killed run is left behind.
 """
-import contextlib
-import ctypes
 import json
 import os
 import shutil
@@ -24,6 +22,7 @@ import pytest
 import yaml
 
 from llama_server import ALIAS, KEY, KEY_ENV, SKIP_REASON, CountingProxy, LlamaServer
+from processes import left_behind, subreaper
 from scoder.config import validate
 from scoder.plan import Plan
 from test_workflow import REPO, micro_runs
@@ -34,7 +33,6 @@ RUN = "fault"
 CONFIG = "fault.yaml"
 # what differs between two runs of the same work by nature: when and how long, and which attempt did it
 VOLATILE = {"train_runtime_s", "resumed_from_step", "this_attempt"}
-PR_SET_CHILD_SUBREAPER = 36
 
 
 def fault_config(model: str, teacher_url: str) -> dict:
@@ -94,55 +92,6 @@ def kill_when(proc: subprocess.Popen, ready, what: str, workflow: Workflow, time
         time.sleep(0.02)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-
-
-@contextlib.contextmanager
-def subreaper():
-    """Orphans of everything this process starts are re-parented to it (not to init), so a
-    process a kill left behind can be found: ``left_behind()``."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    assert libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
-    try:
-        yield
-    finally:
-        libc.prctl(PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
-        left_behind(set(), wait=0)  # reap
-
-
-def _children() -> dict[int, tuple[str, str]]:
-    """{pid: (state, command line)} of this process's children."""
-    out = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            cmdline = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if int(fields[1]) == os.getpid():
-            out[int(stat.parent.name)] = (fields[0], cmdline)
-    return out
-
-
-def left_behind(keep: set[int], wait: float = 10) -> list[str]:
-    """Command lines of live children besides ``keep`` (after up to ``wait`` s for the
-    killed to die); the dead ones are reaped."""
-    deadline = time.time() + wait
-    while True:
-        alive = {}
-        for pid, (state, cmdline) in _children().items():
-            if pid in keep:
-                continue
-            if state == "Z":
-                with contextlib.suppress(ChildProcessError):
-                    os.waitpid(pid, 0)
-            else:
-                alive[pid] = cmdline
-        if not alive or time.time() >= deadline:
-            for pid in alive:  # leave nothing running after the test either
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-            return list(alive.values())
-        time.sleep(0.2)
 
 
 def comparable(path: Path):
