@@ -9,6 +9,7 @@ the user's two commands resume it (``snakemake --unlock``, then the same command
 teacher request reaches the server twice, the server survives, and no process of the
 killed run is left behind.
 """
+import contextlib
 import json
 import os
 import shutil
@@ -57,7 +58,7 @@ class Workflow:
 
     def __init__(self, root: Path):
         self.root = root
-        self.attempts = 0
+        self.attempts, self.proc = 0, None
 
     def command(self, *args: str) -> list[str]:
         return [sys.executable, "-m", "snakemake", "--cores", "2", *args, "--configfile", CONFIG]
@@ -74,8 +75,15 @@ class Workflow:
         """Snakemake in a process group of its own, as a shell starts a command."""
         self.attempts += 1
         out = open(self.root / f"attempt{self.attempts}.log", "w")
-        return subprocess.Popen(self.command(*args), cwd=self.root, env=self.env(), stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen(self.command(*args), cwd=self.root, env=self.env(), stdout=out,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        return self.proc
+
+    def stop(self) -> None:
+        """Kill what ``start`` started, if it still runs (a failed test leaves nothing behind)."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
 
     def logs(self) -> str:
         return "\n".join(f"== {p}\n{p.read_text()[-3000:]}" for p in self.root.glob("work/*/*/log*.txt"))[-12000:]
@@ -124,9 +132,17 @@ def server(tmp_path_factory):
     srv.stop()
 
 
+@pytest.fixture
+def proxy(server):
+    p = CountingProxy(server.port)
+    yield p
+    p.release()
+    p.shutdown()
+    p.server_close()
+
+
 @pytest.mark.slow
-def test_kills_in_teacher_and_training_lose_nothing_and_pay_nothing_twice(server, micro_model, tmp_path):
-    proxy = CountingProxy(server.port)
+def test_kills_in_teacher_and_training_lose_nothing_and_pay_nothing_twice(server, proxy, micro_model, tmp_path):
     config = fault_config(micro_model, proxy.url)
     full = yaml.safe_load((REPO / "config/config.yaml").read_text())
     full["runs"].update(config["runs"])
@@ -156,7 +172,8 @@ def test_kills_in_teacher_and_training_lose_nothing_and_pay_nothing_twice(server
 
     start = len(proxy.log)
     cache = killed.root / "work/cache/llm"
-    with subreaper():
+    with subreaper(), contextlib.ExitStack() as cleanup:
+        cleanup.callback(killed.stop)
         # 1. killed while the teacher waits on its 4th answer; all answered ones are cached
         proxy.hold_after = len(proxy.chats(200)) + 3
         proc = killed.start(target)
@@ -194,5 +211,6 @@ def test_kills_in_teacher_and_training_lose_nothing_and_pay_nothing_twice(server
     assert sorted(killed_files) == sorted(clean_files)
     for name, path in clean_files.items():
         assert comparable(killed_files[name]) == comparable(path), f"{name} differs after the kills"
-    proxy.shutdown()
-    proxy.server_close()
+    # the resumed teacher took what was answered before the kill from the cache
+    assert json.loads((killed.root / dp.path("stats")).read_text())["this_attempt"]["usage"]["cached"] == (
+        answered_before_kill)
