@@ -25,7 +25,9 @@ under a small launcher process (``scoder/sandbox_launch.py`` run as a script) wh
 * gives the program a scrubbed environment (no inherited secrets).
 
 The caller enforces a wall-clock timeout and kills the namespace's init and the
-whole process group.  What was applied is reported in ``SandboxResult.isolation``.
+whole process group.  If the caller itself is killed (kill -9 of the workflow), the
+launcher and the namespace's init die with it (parent-death signals), and so does
+everything in the namespace.  What was applied is reported in ``SandboxResult.isolation``.
 Without root and without user namespaces it degrades to rlimits, a fresh cwd and
 a scrubbed environment only, and then RLIMIT_NPROC counts all of the caller's
 processes; the disk caps then hold for the work dir only, watched by the caller
@@ -120,7 +122,7 @@ def run_command(argv: list[str], files: dict[str, str] | None = None, *, timeout
         _write_files(work_dir, files or {}, uid)
         child_env = _scrubbed_env(work_dir, env)
         exe = shutil.which(argv[0], path=child_env["PATH"]) or argv[0]
-        cfg = {"exe": exe, "argv": list(argv), "env": child_env, "work_dir": work_dir,
+        cfg = {"exe": exe, "argv": list(argv), "env": child_env, "work_dir": work_dir, "caller": os.getpid(),
                "uid": uid, "status": os.path.join(host_dir, "status.json"),
                "reach": sorted({*reach, os.path.dirname(os.path.realpath(exe)), work_dir}),
                "cpu_s": math.ceil(timeout) + 1, "memory_mb": memory_mb,

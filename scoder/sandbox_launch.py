@@ -352,19 +352,36 @@ def _launch(cfg: dict) -> None:
         status["setup_error"] = str(e)
         _write_status(status_fd, status)
         os._exit(SETUP_FAILED)
+    # The launcher runs in a session of its own (the caller kills its group), so a kill of
+    # the caller's group (kill -9 of the workflow) reaches it only by this signal; set after
+    # the namespaces, whose new credentials clear it.
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != cfg["caller"]:  # the caller died before that
+        os._exit(SETUP_FAILED)
     status["isolation"].update(iso)
     err_r, err_w = os.pipe()  # close-on-exec: EOF means the exec succeeded
     exit_r, exit_w = os.pipe()
+    alive_r, alive_w = os.pipe()  # the launcher's end stays open while it lives
     pid = os.fork()
     if pid == 0:
         os.close(err_r)
         os.close(exit_r)
+        os.close(alive_w)
         if iso["pid"]:
+            # the namespace's init dies with the launcher, and the namespace with it
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+            os.set_blocking(alive_r, False)
+            try:
+                if os.read(alive_r, 1) == b"":  # EOF: the launcher died before that
+                    os._exit(SETUP_FAILED)
+            except BlockingIOError:
+                pass
             _init(libc, cfg, iso, err_w, exit_w)
         os.close(exit_w)
         _exec_program(libc, cfg, err_w)
     os.close(err_w)
     os.close(exit_w)
+    os.close(alive_r)
     status["pid"] = pid
     _write_status(status_fd, status)
     err = os.read(err_r, 4096)

@@ -37,6 +37,10 @@ from scoder.prompts import (SYNTHESIS_PROMPT, extract_code, format_synthesis_res
                             synthesis_messages)
 
 
+# what a batch's answers cost, the same whichever run paid for them (scoder.llm.openai_backend)
+ANSWER_USAGE = ("prompt_tokens", "completion_tokens", "est_cost_usd")
+
+
 @dataclass(frozen=True)
 class SynthesisArgs:
     """The arguments that determine a synthesis output (and so its fingerprint)."""
@@ -63,16 +67,16 @@ def sidecar_paths(out_path: str | os.PathLike) -> dict[str, Path]:
             "fingerprint": out.with_name(out.name + ".fingerprint.json")}
 
 
-def _resume(ledger: Ledger, paths: dict[str, Path], args: SynthesisArgs, ids: set[str]) -> set[str]:
-    """Snippet ids already answered under the same fingerprint, with the output
-    files rewritten from the ledger; a new fingerprint clears everything."""
+def _resume(ledger: Ledger, paths: dict[str, Path], args: SynthesisArgs, ids: set[str]) -> list[dict]:
+    """Ledger entries (answered batches) under the same fingerprint, with the output
+    files rewritten from them; a new fingerprint clears everything."""
     # Keep only batches still wholly in the snippet list: the output is then a
     # function of (arguments, snippets) however the list changed between runs.
     entries = ledger.resume(
         args.fingerprint(), {"args": dataclasses.asdict(args)}, keep=lambda e: set(e["snippet_ids"]) <= ids)
     write_jsonl(paths["samples"], (r for e in entries for r in e["samples"]))
     write_jsonl(paths["failures"], (r for e in entries for r in e["failures"]))
-    return {sid for e in entries for sid in e["snippet_ids"]}
+    return entries
 
 
 def _sample_id(snippet_id: str, checkpoint: int | None, j: int) -> str:
@@ -84,7 +88,9 @@ def synthesize(snippets: list[dict], generator, out_path: str, *, n: int = 1,
                model_name: str, checkpoint: int | None = None, batch_size: int = 16) -> dict:
     """Answer the synthesis prompt ``n`` times per snippet; append parsed samples
     to ``out_path`` and failures (by reason) to ``out_path + ".failures.jsonl"``
-    batch by batch; resumable.  Returns this call's stats."""
+    batch by batch; resumable.  Returns the stats of the whole output (counts, and
+    the tokens of every answer, however many runs it took) and, under
+    ``this_attempt``, what this call did (snippets resumed, requests and cache hits)."""
     ids = [s["id"] for s in snippets]
     if len(set(ids)) != len(ids):
         dup = next(i for i, c in Counter(ids).items() if c > 1)
@@ -95,15 +101,17 @@ def synthesize(snippets: list[dict], generator, out_path: str, *, n: int = 1,
                          prompt_sha=hashlib.sha256(SYNTHESIS_PROMPT.encode()).hexdigest()[:16])
     paths = sidecar_paths(out_path)
     ledger = Ledger(paths["progress"], paths["fingerprint"])
-    done = _resume(ledger, paths, args, set(ids))
+    entries = _resume(ledger, paths, args, set(ids))
+    done = {sid for e in entries for sid in e["snippet_ids"]}
     resumed = len(done)
     usage_before = generator.usage
-    requested, parsed, failed = 0, 0, Counter()
+    requested = 0
 
     for b, start in enumerate(range(0, len(snippets), batch_size)):
         batch = [s for s in snippets[start:start + batch_size] if s["id"] not in done]
         if not batch:
             continue
+        before = generator.usage
         outputs = generator.generate([synthesis_messages(s["code"]) for s in batch],
                                      temperature=temperature, top_p=top_p,
                                      max_new_tokens=max_new_tokens, n=n,
@@ -119,23 +127,27 @@ def synthesize(snippets: list[dict], generator, out_path: str, *, n: int = 1,
                 result, reason = parse_synthesis(raw)
                 if result is None:
                     failures.append({**base, "reason": reason, **meta})
-                    failed[reason] += 1
                 else:
                     samples.append({**base, **result, **meta})
         requested += len(batch) * n
-        parsed += len(samples)
+        after = generator.usage
+        entry = {"batch": b, "snippet_ids": [s["id"] for s in batch], "samples": samples, "failures": failures,
+                 "usage": {k: after[k] - before[k] for k in ANSWER_USAGE}}
         # Ledger first: it is what a resumed run trusts.
-        ledger.append([{"batch": b, "snippet_ids": [s["id"] for s in batch], "samples": samples,
-                        "failures": failures}])
+        ledger.append([entry])
+        entries.append(entry)
         append_jsonl(paths["samples"], samples)
         append_jsonl(paths["failures"], failures)
         done.update(s["id"] for s in batch)
 
     usage_after = generator.usage
     return {"fingerprint": args.fingerprint(), "snippets": len(snippets),
-            "resumed_snippets": resumed,
-            "requested": requested, "parsed": parsed, "failed": dict(failed),
-            "usage": {k: usage_after[k] - usage_before[k] for k in usage_after}}
+            "requested": sum(len(e["snippet_ids"]) for e in entries) * n,
+            "parsed": sum(len(e["samples"]) for e in entries),
+            "failed": dict(Counter(f["reason"] for e in entries for f in e["failures"])),
+            "usage": {k: sum(e.get("usage", {}).get(k, 0) for e in entries) for k in ANSWER_USAGE},
+            "this_attempt": {"resumed_snippets": resumed, "requested": requested,
+                             "usage": {k: usage_after[k] - usage_before[k] for k in usage_after}}}
 
 
 class TwoStepSynthesis:

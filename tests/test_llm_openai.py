@@ -1,126 +1,17 @@
 """The OpenAI-compatible backend against a real server: llama.cpp's
 (llama-cpp-python[server]) serving SmolLM2-135M-Instruct on loopback, behind a
-small counting proxy that records every request the server is sent."""
-import hashlib
-import http.client
+small counting proxy that records every request the server is sent (``llama_server``)."""
 import json
-import socket
-import subprocess
-import sys
-import threading
-import time
-import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import openai
 import pytest
 
+from llama_server import ALIAS, CHAT, KEY, KEY_ENV, SKIP_REASON, CountingProxy, LlamaServer, free_port
 from scoder.io import read_jsonl
 from scoder.llm import LLMConfigError, make_generator
-from scoder.models import GGUF_FILE, smollm2_gguf_dir
 from scoder.synthesis import sidecar_paths, synthesize
 
-pytest.importorskip("llama_cpp.server", reason="llama_cpp is not importable: "
-                    "pip install 'llama-cpp-python[server]==0.3.36' to run these tests")
-
-KEY_ENV, KEY = "SCODER_TEST_LLAMA_KEY", "test-secret-key"
-ALIAS = "smollm2"
-CHAT = "/v1/chat/completions"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class LlamaServer:
-    """llama.cpp's OpenAI-compatible server as a subprocess on a fixed port."""
-
-    def __init__(self, log_path):
-        self.port, self.log_path, self.proc = _free_port(), log_path, None
-
-    def start(self, timeout=90):
-        cmd = [sys.executable, "-m", "llama_cpp.server",
-               "--model", str(smollm2_gguf_dir() / GGUF_FILE), "--model_alias", ALIAS,
-               "--host", "127.0.0.1", "--port", str(self.port), "--n_threads", "1",
-               "--n_ctx", "2048", "--api_key", KEY, "--verbose", "False"]
-        self.proc = subprocess.Popen(cmd, stdout=open(self.log_path, "a"),
-                                     stderr=subprocess.STDOUT)
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            assert self.proc.poll() is None, open(self.log_path).read()[-2000:]
-            try:
-                req = urllib.request.Request(f"http://127.0.0.1:{self.port}/v1/models",
-                                             headers={"Authorization": f"Bearer {KEY}"})
-                urllib.request.urlopen(req, timeout=2)
-                return
-            except OSError:
-                time.sleep(0.3)
-        raise TimeoutError("llama.cpp server did not start")
-
-    def stop(self, crash=False):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill() if crash else self.proc.terminate()
-            self.proc.wait(timeout=30)
-
-
-class CountingProxy(ThreadingHTTPServer):
-    """Forwards to the server and logs (method, path, canonical body, status).
-    ``fail_next`` answers that many requests with 503 itself; ``after_answer``
-    is called with the number of answered chat requests after each one."""
-    daemon_threads = True
-
-    def __init__(self, upstream_port):
-        super().__init__(("127.0.0.1", 0), _ProxyHandler)
-        self.upstream_port, self.log, self.fail_next, self.after_answer = upstream_port, [], 0, None
-        self.lock = threading.Lock()
-        threading.Thread(target=self.serve_forever, daemon=True).start()
-
-    @property
-    def url(self):
-        return f"http://127.0.0.1:{self.server_address[1]}/v1"
-
-    def chats(self, status=None):
-        return [e for e in self.log
-                if e["path"] == CHAT and (status is None or e["status"] == status)]
-
-
-class _ProxyHandler(BaseHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-    def _relay(self):
-        proxy: CountingProxy = self.server
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        entry = {"path": self.path, "body": hashlib.sha256(json.dumps(
-            json.loads(body), sort_keys=True).encode()).hexdigest() if body else None}
-        with proxy.lock:
-            inject = proxy.fail_next > 0
-            proxy.fail_next -= inject
-        status, payload = 503, b'{"error": "injected"}'
-        if not inject:
-            try:
-                conn = http.client.HTTPConnection("127.0.0.1", proxy.upstream_port, timeout=120)
-                headers = {k: v for k, v in self.headers.items()
-                           if k.lower() in ("authorization", "content-type")}
-                conn.request(self.command, self.path, body=body or None, headers=headers)
-                resp = conn.getresponse()
-                status, payload = resp.status, resp.read()
-            except OSError:
-                status, payload = 502, b'{"error": "upstream down"}'
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-        with proxy.lock:
-            proxy.log.append({**entry, "status": status})
-            answered = len(proxy.chats(200))
-        if status == 200 and self.path == CHAT and proxy.after_answer:
-            proxy.after_answer(answered)
-
-    do_GET = do_POST = _relay
+pytest.importorskip("llama_cpp.server", reason=SKIP_REASON)
 
 
 @pytest.fixture(scope="module")
@@ -166,10 +57,12 @@ def test_generate_counts_usage_and_cost_and_never_pays_twice(proxy, tmp_path, mo
     assert gen.generate(convs, max_new_tokens=8, seed=5) == out  # greedy: seed irrelevant
     assert len(proxy.chats()) == 2 and gen.usage["cached"] == 2
     assert gen.usage["requests"] == 2
+    # the cached answers count the tokens they cost when paid for
+    assert gen.usage["prompt_tokens"] == 2 * usage["prompt_tokens"]
 
     # A later run with the same cache needs neither the server nor the key.
     monkeypatch.delenv(KEY_ENV)
-    offline = make_generator(_spec(f"http://127.0.0.1:{_free_port()}/v1", tmp_path))
+    offline = make_generator(_spec(f"http://127.0.0.1:{free_port()}/v1", tmp_path))
     assert offline.generate(convs, max_new_tokens=8) == out
     assert KEY not in json.dumps([p.read_text() for p in (tmp_path / "cache").rglob("*.json")])
 
@@ -205,7 +98,7 @@ def test_score_choices_uses_server_logprobs(proxy, tmp_path):
 def test_errors_name_the_setting_to_fix(proxy, tmp_path, monkeypatch, setting):
     spec = _spec(proxy.url, tmp_path, max_retries=0)
     if setting == "base_url":
-        spec["base_url"] = f"http://127.0.0.1:{_free_port()}/v1"
+        spec["base_url"] = f"http://127.0.0.1:{free_port()}/v1"
     elif setting == "model":
         spec["model"] = "no-such-model"
     elif setting == "api_key_env unset":
@@ -242,7 +135,10 @@ def test_synthesis_survives_a_server_crash_without_resending(server, proxy, tmp_
     assert first_run.isdisjoint(second_run)
     # Finished batches resume from the ledger, answers of the broken batch
     # from the cache: only what was never answered is asked.
-    assert len(second_run) == 6 - len(first_run) and stats["resumed_snippets"] >= 2
+    assert len(second_run) == 6 - len(first_run) and stats["this_attempt"]["resumed_snippets"] >= 2
+    # the tokens of all six answers, those paid for before the crash too
+    assert stats["usage"]["prompt_tokens"] == sum(
+        json.loads(p.read_text())["usage"]["prompt_tokens"] for p in (tmp_path / "cache").rglob("*.json"))
     paths = sidecar_paths(out)
     answered = read_jsonl(paths["samples"]) + read_jsonl(paths["failures"])
     assert sorted(r["snippet_id"] for r in answered) == [f"s{i}" for i in range(6)]
@@ -250,7 +146,7 @@ def test_synthesis_survives_a_server_crash_without_resending(server, proxy, tmp_
 
 def test_prefill_is_refused_with_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv(KEY_ENV, KEY)
-    gen = make_generator(_spec(f"http://127.0.0.1:{_free_port()}/v1", tmp_path))
+    gen = make_generator(_spec(f"http://127.0.0.1:{free_port()}/v1", tmp_path))
     conv = _convs("Rate it.")[0] + [{"role": "assistant", "content": "score: "}]
     with pytest.raises(LLMConfigError, match="prefill"):
         gen.score_choices([conv], ["1", "2"])

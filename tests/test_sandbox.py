@@ -7,10 +7,12 @@ import sys
 import tempfile
 import textwrap
 import threading
+import time
 from pathlib import Path
 
 import pytest
 
+from processes import descendants, running
 from scoder.sandbox import new_work_dir, remove_work_dir, run_command, run_python
 
 REPO = Path(__file__).resolve().parents[1]
@@ -392,6 +394,30 @@ def test_killing_the_parent_does_not_reach_the_caller():
     if os.geteuid() == 0:  # the program's parent is root-owned; the program is not root
         assert outcome == "parent: PermissionError"
     assert not r.passed and not r.timed_out
+
+
+def test_a_killed_caller_takes_its_runs_along():
+    """kill -9 of a workflow's process group (the caller's) ends the sandboxed program and
+    what it started, though the launcher runs in a session of its own."""
+    program = "import subprocess, time\nsubprocess.Popen(['sleep', '300'])\ntime.sleep(300)"
+    caller = subprocess.Popen([sys.executable, "-c", "from scoder.sandbox import run_python\n"
+                               f"run_python({program!r}, timeout=200)"], start_new_session=True)
+    tree, deadline = {}, time.time() + 60
+    try:
+        while not any(cmd.startswith("sleep") for cmd in tree.values()):
+            assert caller.poll() is None and time.time() < deadline, "the sandboxed program did not start"
+            time.sleep(0.05)
+            tree = descendants(caller.pid)
+        os.killpg(caller.pid, signal.SIGKILL)
+        caller.wait()
+        deadline = time.time() + 10
+        while [pid for pid in tree if running(pid)] and time.time() < deadline:
+            time.sleep(0.1)
+        assert [cmd for pid, cmd in tree.items() if running(pid)] == []
+    finally:
+        for pid in tree:
+            if running(pid):
+                os.kill(pid, signal.SIGKILL)
 
 
 def test_kill_everything_reaches_nothing_outside():

@@ -57,13 +57,13 @@ def test_every_sample_is_recorded_once_with_its_reason(gen, tmp_path):
     rec = failures[0]
     assert rec["snippet_id"] == "s0" and rec["snippet"] == SNIPPETS[0]["code"]
     assert rec["model"] == "micro" and rec["checkpoint"] == 1 and rec["reason"]
-    assert stats["usage"]["requests"] == 5
+    assert stats["this_attempt"]["usage"]["requests"] == 5 and stats["usage"]["prompt_tokens"] > 0
     assert read_json(sidecar_paths(out)["fingerprint"])["fingerprint"] == stats["fingerprint"]
 
 
 def test_interrupted_run_resumes_with_only_missing_snippets(gen, tmp_path):
     whole = tmp_path / "whole.jsonl"
-    synthesize(SNIPPETS, gen, str(whole), **KW)
+    unbroken = synthesize(SNIPPETS, gen, str(whole), **KW)
 
     out = tmp_path / "resumed.jsonl"
     first = Recording(gen, fail_after=2)
@@ -76,12 +76,14 @@ def test_interrupted_run_resumes_with_only_missing_snippets(gen, tmp_path):
     stats = synthesize(SNIPPETS, second, str(out), **KW)
     assert len(second.prompts) == 1 and len(second.prompts[0]) == 1
     assert "return x + 4" in second.prompts[0][0]  # only s4 was asked
-    assert stats["resumed_snippets"] == 4 and stats["requested"] == 2
-    # Seeds are per batch, so the resumed run wrote what an unbroken one did.
+    assert stats["this_attempt"]["resumed_snippets"] == 4 and stats["this_attempt"]["requested"] == 2
+    # Seeds are per batch, so the resumed run wrote what an unbroken one did,
+    # and its stats (counts, tokens) are the whole output's.
     assert _outputs(out) == _outputs(whole)
+    assert {**stats, "this_attempt": None} == {**unbroken, "this_attempt": None}
 
     third = Recording(gen)
-    assert synthesize(SNIPPETS, third, str(out), **KW)["requested"] == 0
+    assert synthesize(SNIPPETS, third, str(out), **KW)["this_attempt"]["requested"] == 0
     assert third.prompts == []
 
 

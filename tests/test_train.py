@@ -167,6 +167,13 @@ def test_interrupted_training_resumes_from_saved_step(micro_model, tmp_path):
     assert log["resumed_from_step"] == 4 and log["checkpoint_steps"] == [3, 5]
     assert [h["step"] for h in log["loss_history"]] == [1, 2, 3, 4, 5]
     assert all(Path(p).is_dir() for p in paths)
+    # what an unbroken run writes: the same log (but when and from where) and the same weights
+    unbroken_paths = train_sft(micro_model, chats(4), str(tmp_path / "unbroken"), **kwargs)
+    unbroken = json.loads((tmp_path / "unbroken" / "train_log.json").read_text())
+    volatile = ("resumed_from_step", "train_runtime_s", "checkpoints")
+    assert {k: v for k, v in log.items() if k not in volatile} == {k: v for k, v in unbroken.items() if k not in volatile}
+    for mine, theirs in zip(paths, unbroken_paths):
+        assert (Path(mine) / "model.safetensors").read_bytes() == (Path(theirs) / "model.safetensors").read_bytes()
 
     again = StepCounter()  # a finished run with the same arguments and data is not redone
     assert train_sft(micro_model, chats(4), str(out), callbacks=[again], **kwargs) == paths

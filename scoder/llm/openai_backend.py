@@ -8,7 +8,10 @@
 * a persistent cache (``cache_dir``) keyed by the sha256 of model, messages
   and sampling parameters, written as each response arrives, so a rerun —
   after a crash, or of a finished run — never pays for a request twice;
-* usage: tokens of the requests actually sent, cache hits, estimated cost;
+* usage: requests actually sent, cache hits, and the tokens and estimated
+  cost of every answer returned; a cached answer counts the tokens it cost
+  when it was paid, so a stage resumed after a crash reports what its whole
+  output cost (each request paid once), and ``requests`` what this process paid for;
 * errors a user can act on name the config setting to fix.  The API key is
   read from the environment variable named by ``api_key_env`` and is never
   stored, logged or put in a cache key.
@@ -105,6 +108,7 @@ class OpenAIGenerator(Generator):
         if hit is not None:
             with self._lock:
                 self._usage["cached"] += 1
+                self._count_tokens(hit.get("usage"))
             return hit
         client = self._connect()
         try:
@@ -117,13 +121,18 @@ class OpenAIGenerator(Generator):
                 [{"token": t.token, "logprob": t.logprob} for t in c.logprobs.content[0].top_logprobs]
                 if c.logprobs and c.logprobs.content else None
                 for c in response.choices]
+        if response.usage is not None:
+            value["usage"] = {"prompt_tokens": response.usage.prompt_tokens or 0,
+                              "completion_tokens": response.usage.completion_tokens or 0}
         with self._lock:
             self._usage["requests"] += 1
-            if response.usage is not None:
-                self._usage["prompt_tokens"] += response.usage.prompt_tokens or 0
-                self._usage["completion_tokens"] += response.usage.completion_tokens or 0
+            self._count_tokens(value.get("usage"))
         self.cache.put(key, value)
         return value
+
+    def _count_tokens(self, usage: dict | None) -> None:
+        for name in ("prompt_tokens", "completion_tokens"):
+            self._usage[name] += (usage or {}).get(name, 0)
 
     def _completions(self, messages: Conversation, temperature: float, top_p: float,
                      max_new_tokens: int, n: int, seed: int) -> list[str]:

@@ -222,6 +222,7 @@ def run(build: Callable, out_dir: str, settings: dict, records: list[dict], *, n
     result = trainer.train(resume_from_checkpoint=last)
     if trainer.is_world_process_zero():
         state = trainer.state
+        history = [{k: h[k] for k in LOGGED if k in h} for h in state.log_history if "loss" in h]
         write_json(out / LOG_FILE, {
             "fingerprint": fp,
             "settings": settings,
@@ -233,9 +234,11 @@ def run(build: Callable, out_dir: str, settings: dict, records: list[dict], *, n
             "resumed_from_step": int(Path(last).name.split("-")[1]) if last else 0,
             "checkpoint_steps": exporter.steps,
             "checkpoints": [str(c) for c in ckpts],
-            "loss_history": [{k: h[k] for k in LOGGED if k in h} for h in state.log_history if "loss" in h],
+            "loss_history": history,
             "train_runtime_s": round(time.time() - start, 2),
-            "train_loss": result.training_loss,
+            # the trainer's own training_loss averages only the steps of this call: after a resume,
+            # the stretch since the saved state
+            "train_loss": sum(h["loss"] for h in history) / len(history) if history else result.training_loss,
         })
         # optimizer states are several times the model's size and nothing needs them now
         shutil.rmtree(out / STATE_DIR, ignore_errors=True)
