@@ -188,7 +188,10 @@ def pool_inputs(wildcards):
 
 def pool_params(wildcards):
     run = run_plan(wildcards)
-    return {"run": wildcards.run, "sources": run.settings["pool"]["sources"],
+    # each source with what its files were (its line of extract's key)
+    sources = [{**src, "files": line} for src, line in zip(run.settings["pool"]["sources"],
+                                                            run.pool.extract.params["files"])]
+    return {"run": wildcards.run, "sources": sources,
             "dirs": {stage: node.dir for stage, node in run.pool.stages().items()}}
 
 

@@ -2,7 +2,8 @@
 
 Nodes are content-keyed (``scoder.dag``): each writes into
 ``work/<stage>/<key>/``, runs that agree upstream share it, and a setting
-edited reaches exactly its stage and the stages after it.  ``_RunBuilder``
+edited reaches exactly its stage and the stages after it (so does a file of a pool
+source: extract's key digests what the sources' files are).  ``_RunBuilder``
 lays out one run in the order of the Snakefile's sections, as a
 ``scoder.layout.Run`` (its pool, iterations, shards, probes...).  The rules
 find a node by ``(stage, key)``; ``FILES`` names what each stage writes.
