@@ -19,6 +19,7 @@ include: "rules/quality.smk"
 include: "rules/decontaminate.smk"
 include: "rules/categorize.smk"
 include: "rules/seed.smk"
+include: "rules/pool.smk"
 # --- the enhanced synthesizer: D_p from the teacher, then fine-tuning (iteration 0)
 include: "rules/teacher.smk"
 include: "rules/synthesizer.smk"

@@ -160,10 +160,11 @@ def stage_resources(stage):
     return cluster_resources(family_of, families)
 
 
-def run_of(plan, wildcards):
-    """The run a results file names (``{run}``), laid out by ``plan``."""
+def run_of(plan, wildcards, target=None):
+    """The run a results file (``target``; by default its results) names (``{run}``), laid out by ``plan``."""
     if wildcards.run not in plan.runs:
-        raise WorkflowError(f"{plan.result_file(wildcards.run)}: no run '{wildcards.run}' under {plan.section}: "
+        target = target or plan.result_file(wildcards.run)
+        raise WorkflowError(f"{target}: no run '{wildcards.run}' under {plan.section}: "
                             f"(runs: {', '.join(sorted(plan.runs))})")
     return plan.runs[wildcards.run]
 
@@ -189,6 +190,20 @@ def report_params(plan, method):
         return {"method": method, "run": wildcards.run, "settings": run.settings, "stages": run.stages()}
 
     return params
+
+
+def pool_inputs(wildcards):
+    """The seed stage's split and every pool stage's stats (results/pool_<run>.jsonl)."""
+    return run_of(PLAN, wildcards, f"results/pool_{wildcards.run}.jsonl").pool.files()
+
+
+def pool_params(wildcards):
+    run = run_plan(wildcards)
+    # each source with what its files were (its line of extract's key)
+    sources = [{**src, "files": line} for src, line in zip(run.settings["pool"]["sources"],
+                                                            run.pool.extract.params["files"])]
+    return {"run": wildcards.run, "sources": sources,
+            "dirs": {stage: node.dir for stage, node in run.pool.stages().items()}}
 
 
 def probe_inputs(wildcards):

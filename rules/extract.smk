@@ -1,4 +1,6 @@
-# Python functions with docstrings from the configured sources (Appendix A).
+# Python functions with docstrings from the configured sources (Appendix A).  What the
+# sources' files are is part of its key (scoder/plan.py): a file added, edited or removed
+# gives extract and every stage after it new folders.
 rule extract:
     output:
         functions=P.pattern("extract", "functions"),

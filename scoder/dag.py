@@ -112,7 +112,8 @@ class DAG:
             return self.nodes[stage][key]
         except KeyError:
             raise KeyError(f"{WORK}/{stage}/{key} belongs to no run under {self.section}: in config/config.yaml: "
-                           f"its settings are no longer there (ask for {self.result_file('<run>')} instead)") from None
+                           f"its settings, or the files of its pool.sources, changed since it was planned "
+                           f"(ask for {self.result_file('<run>')} instead)") from None
 
     def result_file(self, run: str) -> str:
         return self.results.format(run=run)

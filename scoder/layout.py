@@ -28,6 +28,11 @@ class Pool:
     def stages(self) -> dict[str, Node]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
+    def files(self) -> dict[str, str]:
+        """The seed stage's split (seeds, supply) and every stage's stats."""
+        return {"seeds": self.seed.path("seeds"), "supply": self.seed.path("supply"),
+                **{f"{name}_stats": node.path("stats") for name, node in self.stages().items()}}
+
 
 @dataclass
 class Scorer:

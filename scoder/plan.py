@@ -2,7 +2,8 @@
 
 Nodes are content-keyed (``scoder.dag``): each writes into
 ``work/<stage>/<key>/``, runs that agree upstream share it, and a setting
-edited reaches exactly its stage and the stages after it.  ``_RunBuilder``
+edited reaches exactly its stage and the stages after it (so does a file of a pool
+source: extract's key digests what the sources' files are).  ``_RunBuilder``
 lays out one run in the order of the Snakefile's sections, as a
 ``scoder.layout.Run`` (its pool, iterations, shards, probes...).  The rules
 find a node by ``(stage, key)``; ``FILES`` names what each stage writes.
@@ -20,6 +21,7 @@ from scoder.benchmarks.texts import sources
 from scoder.dag import DAG, WORK, Node, backend_spec, file_pattern, model_inputs, model_path
 from scoder.hub import pin_models
 from scoder.layout import Iteration, Pool, Probe, Run, Scorer, Shard
+from scoder.pool.extract import source_fingerprint
 
 # The files each stage writes into its folder (declared once, used by rules and plan).
 FILES = {
@@ -64,8 +66,17 @@ class Plan(DAG):
     def __init__(self, runs: dict[str, dict]):
         super().__init__()
         self.runs: dict[str, Run] = {}
+        self.fingerprints: dict[str, str] = {}
         for name, settings in runs.items():
             self.runs[name] = _RunBuilder(self, name, settings).build()
+
+    def source_fingerprint(self, source: dict) -> str:
+        """What a pool source's files are (``scoder.pool.extract.source_fingerprint``), read once
+        per plan: many runs share a source."""
+        key = json.dumps(source, sort_keys=True)
+        if key not in self.fingerprints:
+            self.fingerprints[key] = source_fingerprint(source)
+        return self.fingerprints[key]
 
     def checkpoint_groups(self) -> dict[int, list[str]]:
         """Synthesizer keys grouped by their number of checkpoints M (one rule per M)."""
@@ -123,7 +134,9 @@ class _RunBuilder:
 
     def snippet_pool(self) -> Pool:
         p, m = self.s["pool"], self.s["models"]
-        extract = self.add("extract", {}, {"sources": p["sources"], "limit": p.get("limit"),
+        # the files the sources hold are in the key: one added, edited or removed reruns extract and what follows
+        files = [self.plan.source_fingerprint(src) for src in p["sources"]]
+        extract = self.add("extract", {}, {"sources": p["sources"], "files": files, "limit": p.get("limit"),
                                            "seed": p["seed"].get("seed", 0)})
         dedup = self.add("dedup", {"functions": extract.path("functions")}, p["dedup"])
         filt = self.add("filter", {"pool": dedup.path("pool")}, p["filter"])

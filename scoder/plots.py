@@ -20,8 +20,8 @@ from matplotlib.figure import Figure  # noqa: E402
 
 from scoder.archive import flatten  # noqa: E402
 from scoder.io import iter_jsonl, read_json  # noqa: E402
+from scoder.pool.export import POOL_STAGES, left_out, reason_label, reasons_text  # noqa: E402
 
-POOL_STAGES = ("extract", "dedup", "filter", "quality", "decontaminate", "categorize", "seed")
 STAGE_COLORS = dict(zip(POOL_STAGES, ("#4C72B0", "#55A868", "#C44E52", "#8172B2", "#CCB974", "#64B5CD", "#DD8452")))
 DPI = 130
 MAX_DOTS = 400  # samples drawn as dots per box; the box itself uses all of them
@@ -55,21 +55,14 @@ def funnel_counts(stats: dict[str, dict]) -> tuple[list[str], list[int], dict[st
             labels.append(stage)
             counts.append(int(stats[stage]["out"]))
     drops: dict[str, int] = {}
-    for stage in POOL_STAGES[1:]:
+    for stage in POOL_STAGES:
         st = stats.get(stage)
-        if st is None or "in" not in st:
+        if st is None:
             continue
-        if stage == "filter" and isinstance(st.get("dropped"), dict):
-            for reason, n in st["dropped"].items():
-                if reason != "kept" and n:
-                    drops[f"filter: {reason.replace('_', ' ')}"] = int(n)
-        elif stage == "seed":
-            if st.get("supply"):
-                drops["seed: not a seed (kept as supply)"] = int(st["supply"])
-        elif st["in"] - st["out"]:
-            reason = {"dedup": "near duplicate", "quality": "judged low quality",
-                      "decontaminate": "overlaps a benchmark"}.get(stage, "dropped")
-            drops[f"{stage}: {reason}"] = int(st["in"] - st["out"])
+        for reason, n in left_out(stage, st).items():
+            drops[f"{stage}: {reason_label(stage, reason)}"] = int(n)
+        if stage == "seed" and st.get("supply"):
+            drops["seed: not a seed (kept as supply)"] = int(st["supply"])
     return labels, counts, drops
 
 
@@ -340,7 +333,8 @@ def results_tables(results: dict) -> dict:
     bench += [{"benchmark": b, "variant": "—", "pass@1": "not run: " + str(why), "problems": None, "dataset": None}
               for b, why in results.get("benchmarks_absent", {}).items()]
     data = results.get("data", {})
-    pool = [{"stage": s, "in": st.get("in"), "out": st.get("out")} for s, st in data.get("pool", {}).items()]
+    pool = [{"stage": s, "in": st.get("in"), "out": st.get("out"),
+             "left out, by reason": reasons_text(s, left_out(s, st))} for s, st in data.get("pool", {}).items()]
     iters = [{k: v for k, v in it.items() if not isinstance(v, (dict, list))} for it in data.get("iterations", [])]
     cost = [{"stage": s, **c} for s, c in results.get("cost", {}).get("stages", {}).items()]
     tables = {"Benchmarks (pass@1)": pd.DataFrame(bench), "Snippet pool": pd.DataFrame(pool),

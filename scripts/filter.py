@@ -9,4 +9,5 @@ with stage(snakemake) as (inp, out, s):
     write_jsonl(out.pool, kept)
     write_jsonl(out.skipped, skipped)
     write_json(out.stats, {"stage": "filter", "settings": s, "in": len(records), "out": len(kept),
-                           "dropped": stats["dropped"], "define_check": stats.get("define_check")})
+                           "dropped": stats["dropped"], "define_check": stats.get("define_check"),
+                           "skip_log": out.skipped})

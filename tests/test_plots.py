@@ -51,6 +51,16 @@ def test_funnel_counts_follow_the_pool_through_every_filter(tmp_path):
     assert_image(tmp_path / "funnel.png")
 
 
+def test_funnel_shows_why_extract_skipped_files_and_functions(tmp_path):
+    stats = pool_stats()
+    stats["extract"]["skipped"] = {"syntax_error": 3, "no_docstring": 9000, "nested_function": 200,
+                                   "sampled_out": 6400, "non_utf8": 0}
+    drops = plots.funnel_counts(stats)[2]
+    assert drops["extract: syntax error (files)"] == 3 and drops["extract: no docstring"] == 9000
+    assert drops["extract: sampled out"] == 6400 and "extract: non utf8 (files)" not in drops
+    assert drops["filter: no return value"] == 150  # the other stages' reasons as before
+
+
 def test_categories_keep_the_configured_order_and_count_seeds(tmp_path):
     st = pool_stats()
     order = CATEGORIES[::-1] + ["Security and Cryptography Problems"]
@@ -112,7 +122,8 @@ def results_json():
     return {"run": "t", "model": "SCoder-t",
             "benchmarks": {"humaneval": {"base": {"pass@1": 25.0, "n": 8, "dataset": "HumanEval"}}},
             "benchmarks_absent": {"mbpp": "no MBPP data file configured"},
-            "data": {"pool": {"extract": {"out": 400}, "seed": {"in": 148, "out": 12}},
+            "data": {"pool": {"extract": {"out": 400, "skipped": {"no_docstring": 9000, "syntax_error": 3}},
+                              "seed": {"in": 148, "out": 12}},
                      "iterations": [{"iteration": 1, "samples": 6, "selected": 3, "selection_cut": 0.5,
                                      "parse_failures": {"relevance": 0}}]},
             "cost": {"stages": {"extract": {"wall_s": 6.0, "max_rss_mb": 200.0, "gpu_hours": 0.0, "jobs": 1},
@@ -126,6 +137,7 @@ def test_results_table_shows_every_field(tmp_path):
     assert counts["Benchmarks (pass@1)"] == 2  # the score and the benchmark that was not run
     assert counts["Snippet pool"] == 2 and counts["Bootstrap iterations"] == 1 and counts["Cost per stage"] == 2
     assert "not run: no MBPP data file configured" in html
+    assert "<td>no docstring 9,000; syntax error (files) 3</td>" in html  # skips by reason
     for field in ("provenance.packages.torch", "data.iterations[0].parse_failures.relevance",
                   "cost.stages.sample.gpu_hours"):
         assert f"<td>{field}</td>" in html

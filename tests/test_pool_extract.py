@@ -2,13 +2,14 @@
 import ast
 import gzip
 import json
+import os
 import sysconfig
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from scoder.pool.extract import extract_functions, source_problems
+from scoder.pool.extract import extract_functions, source_fingerprint, source_problems
 
 GOOD = '''import math
 from collections import OrderedDict as OD
@@ -199,3 +200,39 @@ def test_worker_processes_change_nothing(tmp_path, monkeypatch):
     assert [r["id"] for r in two[0]] == [r["id"] for r in one[0]] and two[0] == one[0]
     assert two[1] == one[1] and one[1]["syntax_error"] == 6 and one[1]["empty"] >= 6
     assert two[2] == one[2]
+
+
+def test_fingerprint_follows_what_the_files_extract_reads_are(tmp_path):
+    """Part of extract's key: a tree file added, edited or removed changes it, one touched or in a
+    folder extract skips does not; a Stack shard added or rewritten changes it."""
+    tree = _tree(tmp_path)
+    source = {"type": "tree", "path": str(tree)}
+    first = source_fingerprint(source)
+    assert first == source_fingerprint(source) and first.startswith(f"tree {tree}: 4 files, ")
+    good = tree / "good.py"
+    text = good.read_text()
+    good.write_text(text.replace("Area of a circle", "Area of a disc"))
+    assert source_fingerprint(source) != first
+    good.write_text(text)
+    assert source_fingerprint(source) == first  # the same content again
+    os.utime(good, ns=(0, 0))
+    (tree / "tests" / "test_y.py").write_text("def test():\n    pass\n")
+    assert source_fingerprint(source) == first  # touched; a test folder extract skips
+    (tree / "new.py").write_text(text)
+    assert source_fingerprint(source).startswith(f"tree {tree}: 5 files, ")
+    (tree / "new.py").unlink()
+    (tree / "empty.py").unlink()
+    assert source_fingerprint(source).startswith(f"tree {tree}: 3 files, ")
+
+    stack = {"type": "stack", "path": str(tmp_path / "*.jsonl")}
+    (tmp_path / "s1.jsonl").write_text('{"content": "x = 1"}\n')
+    one = source_fingerprint(stack)
+    (tmp_path / "s2.jsonl").write_text('{"content": "y = 2"}\n')
+    assert ": 2 files, " in source_fingerprint(stack)
+    (tmp_path / "s2.jsonl").unlink()
+    assert source_fingerprint(stack) == one
+    os.utime(tmp_path / "s1.jsonl", ns=(0, 0))  # shards are not read: a rewrite shows in size and time
+    assert source_fingerprint(stack) != one
+    # a glob matching nothing (a dry run without the data) lists no files; the stdlib's own path stays out
+    assert ": 0 files, " in source_fingerprint({"type": "stack", "path": str(tmp_path / "none/*.parquet")})
+    assert source_fingerprint({"type": "stdlib"}).startswith("stdlib: ")

@@ -24,6 +24,10 @@ not text), ``not_python``, ``nested_function``, ``no_docstring``, ``sampled_out`
 out by ``limit``). Bad input never stops the run; a source that does not exist does,
 with an error naming its setting (``pool.sources[i].path``).
 
+``source_fingerprint`` digests what a source's files are (a tree's by content): it is
+part of the extract stage's key, so a source file added, edited or removed gives extract
+and every stage after it new folders, and only they run.
+
     from scoder.pool.extract import extract_functions
     records, stats, skipped = extract_functions([{"type": "stdlib"}], limit=200)
 """
@@ -32,6 +36,7 @@ from __future__ import annotations
 import ast
 import glob
 import gzip
+import hashlib
 import io
 import json
 import multiprocessing
@@ -44,6 +49,8 @@ from functools import partial
 from itertools import islice
 from pathlib import Path
 from typing import Iterator
+
+from scoder.io import digest
 
 from .context import function_context, module_context, module_name
 
@@ -58,10 +65,13 @@ CHUNK_ITEMS = 64
 STACK_REPO_COLUMNS = ("max_stars_repo_name", "repository_name", "repo_name", "repo")
 STACK_PATH_COLUMNS = ("max_stars_repo_path", "path")
 
+# Why a file (a Stack row counts as one) or a function was not kept: the skip log's reasons.
+FILE_SKIPS = ("non_utf8", "syntax_error", "too_large", "empty", "read_error", "bad_row", "not_python")
+FUNCTION_SKIPS = ("nested_function", "no_docstring", "sampled_out")
+SKIP_REASONS = FILE_SKIPS + FUNCTION_SKIPS
 # Every stats key, reported even when zero: files and rows, then functions.
 STAT_KEYS = (
-    "files_seen", "files_parsed", "non_utf8", "syntax_error", "too_large", "empty", "read_error",
-    "bad_row", "not_python",
+    "files_seen", "files_parsed", *FILE_SKIPS,
     "functions_seen", "nested_function", "no_docstring", "functions_extracted", "sampled_out", "functions_kept",
 )
 
@@ -339,6 +349,50 @@ def _stack_items(pattern: str, *, max_file_bytes: int, stats: Counter, skipped: 
             yield ("text", content, "stack", repo, path, f"{repo}/{path}", where)
 
 
+def _stdlib() -> Path:
+    return Path(sysconfig.get_paths()["stdlib"])
+
+
+def source_files(src: dict) -> list[Path]:
+    """The files one source reads: the ``.py`` files of a tree (or of the stdlib), the shards a
+    Stack source's glob matches (none where the path points nowhere)."""
+    if src["type"] == "stack":
+        return [Path(f) for f in sorted(glob.glob(str(src["path"])))]
+    return list(_walk_py(_stdlib() if src["type"] == "stdlib" else Path(src["path"])))
+
+
+def _file_sha256(file: Path) -> str | None:
+    try:
+        with open(file, "rb") as f:
+            return hashlib.file_digest(f, "sha256").hexdigest()
+    except OSError:  # gone since the listing, or unreadable: extract logs it as a read_error
+        return None
+
+
+def _file_stat(file: Path) -> tuple[int, int] | None:
+    try:
+        st = file.stat()
+        return st.st_size, st.st_mtime_ns
+    except OSError:
+        return None
+
+
+def source_fingerprint(src: dict) -> str:
+    """What one source's files are, in a line (``tree src: 17 files, <digest>``): a tree's (or the
+    stdlib's) files by their path under the tree and their content, so a file added, edited or
+    removed changes it and a file touched, or the tree on another machine, does not; a Stack
+    source's shards by path, size and modification time (hundreds of GB are not read to plan a
+    run). A source that points nowhere lists no files."""
+    files = source_files(src)
+    if src["type"] == "stack":
+        listing = [(str(f), _file_stat(f)) for f in files]
+    else:
+        root = _stdlib() if src["type"] == "stdlib" else Path(src["path"])
+        listing = [(f.relative_to(root).as_posix(), _file_sha256(f)) for f in files]
+    name = f"{src['type']} {src['path']}" if "path" in src else src["type"]  # not the stdlib's: it varies by machine
+    return f"{name}: {len(listing)} files, {digest(listing, 16)}"
+
+
 def source_problems(sources: list[dict], setting: str = "pool.sources") -> list[str]:
     """What is wrong with each source, one message per problem naming its setting
     (``pool.sources[1].path: ... is not a directory``); empty when every source can be read.
@@ -376,7 +430,7 @@ def extract_functions(
     skipped: list[dict] = []
     for src in sources:
         if src["type"] == "stdlib":
-            items = _tree_items(Path(sysconfig.get_paths()["stdlib"]), source="stdlib", repo="cpython-stdlib")
+            items = _tree_items(_stdlib(), source="stdlib", repo="cpython-stdlib")
         elif src["type"] == "tree":
             label = src.get("name") or Path(src["path"]).name
             items = _tree_items(Path(src["path"]), source=label, repo=label)
