@@ -85,3 +85,15 @@ def test_structured_features_equal_the_cpu_ones(embedded_model, reference_adapte
     factors, _ = load_factors(tmp_path / "dp" / "ckpt1" / FACTORS)
     reference = cpu_reference(embedded_model, reference_adapter, candidates, device, sketch=factors)
     assert cosines(cand, reference).min() >= 0.999
+
+
+def test_perplexity_on_the_device_equals_the_cpu(embedded_model, reference_adapter, records, device):
+    """Figure 4's perplexity selectors (the gradients family): the same values where the model runs."""
+    from scoder.perplexity import perplexities
+
+    samples = [{"id": r["id"], "problem": r["messages"][0]["content"], "solution": r["messages"][1]["content"]}
+               for r in records]
+    on_device = perplexities(embedded_model, reference_adapter, samples, max_length=MAX_LENGTH, device=device,
+                             dtype="float32", attn_implementation="sdpa")
+    on_cpu = perplexities(embedded_model, reference_adapter, samples, max_length=MAX_LENGTH, device="cpu")
+    assert on_device == pytest.approx(on_cpu, rel=1e-3)
