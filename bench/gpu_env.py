@@ -1,9 +1,11 @@
 """Check, after bench/gpu.sh installed the wheels it brought, that the GPU suite can run here.
 
-Every requirement of those wheels (their ``Requires-Dist``, extras left out) must be installed:
-a missing one is an error, a version outside the range only a warning (pip installed them with
-``--no-deps``; most such pairs work).  Then every module the suite imports must import.  Prints
-what it found and exits 1 on an error, naming the package to add to bench/gpu_wheels.txt::
+Every module the suite imports must import: a failure is an error.  The requirements those wheels
+declare (``Requires-Dist``, extras left out) are listed where this machine lacks them or has
+another version: warnings, since pip installed the wheels with ``--no-deps`` and some declared
+needs are for paths the suite does not take (EvalPlus's model providers: openai, anthropic,
+...); when an import fails, they say which package to add to bench/gpu_wheels.txt.  Exits 1 on
+an error::
 
     python bench/gpu_env.py .whl
 """
@@ -34,7 +36,7 @@ def wheel_requirements(wheel: Path) -> tuple[str, list[Requirement]]:
 
 
 def check(wheels: Path) -> list[str]:
-    """Errors (missing packages, failed imports); prints warnings and what is installed."""
+    """Errors (failed imports); prints the warnings (declared requirements missing or of another version)."""
     errors = []
     for wheel in sorted(wheels.glob("*.whl")):
         name, reqs = wheel_requirements(wheel)
@@ -42,7 +44,7 @@ def check(wheels: Path) -> list[str]:
             try:
                 have = metadata.version(req.name)
             except metadata.PackageNotFoundError:
-                errors.append(f"{req.name} is not installed (needed by {name}: {req}); add it to bench/gpu_wheels.txt")
+                print(f"warning: {req.name} is not installed ({name} declares {req})")
                 continue
             if req.specifier and not req.specifier.contains(Version(have), prereleases=True):
                 print(f"warning: {name} asks for {req}, this machine has {req.name} {have}")
