@@ -25,6 +25,7 @@ import argparse
 import gc
 import json
 import math
+import signal
 import sys
 import tempfile
 import time
@@ -80,6 +81,10 @@ def training(model: str, work: Path, lora: dict | None) -> dict:
         def on_log(self, args, state, control, logs=None, **kwargs):
             if logs and "num_tokens" in logs:
                 self.marks.append((time.perf_counter(), logs["num_tokens"]))
+
+        def on_step_end(self, args, state, control, **kwargs):
+            control.should_save = False   # no trainer state at the last step (1B: 12 GB written)
+            return control
 
     clock = Clock()
     with _Peak() as peak:
@@ -212,21 +217,25 @@ def main(argv: list[str] | None = None) -> dict:
     results = {"device": device, "torch": torch.__version__, "transformers": transformers.__version__,
                "trl": trl.__version__, "sizes": {},
                "device_name": torch.cuda.get_device_name() if device == "cuda" else "CPU"}
-    with tempfile.TemporaryDirectory(prefix="scoder-gpu-bench-") as tmp:
-        for size in args.sizes:
-            figures = results["sizes"][size] = {}
-            try:
-                measure(size, device, Path(tmp) / size, figures)
-            except Exception as error:   # what was measured, and the other size's figures, still count
-                import traceback
-                traceback.print_exc()
-                figures["error"] = f"{type(error).__name__}: {error}"
-    text = table(results, device)
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text)
-    if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2))
+    # a time limit (bench/gpu.sh's timeout sends SIGTERM) still leaves the figures measured so far
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("bench/gpu.py: stopped by SIGTERM (time limit)"))
+    try:
+        with tempfile.TemporaryDirectory(prefix="scoder-gpu-bench-") as tmp:
+            for size in args.sizes:
+                figures = results["sizes"][size] = {}
+                try:
+                    measure(size, device, Path(tmp) / size, figures)
+                except Exception as error:   # what was measured, and the other size's figures, still count
+                    import traceback
+                    traceback.print_exc()
+                    figures["error"] = f"{type(error).__name__}: {error}"
+    finally:
+        text = table(results, device)
+        print(text)
+        if args.out:
+            Path(args.out).write_text(text)
+        if args.json:
+            Path(args.json).write_text(json.dumps(results, indent=2))
     if any("error" in r for r in results["sizes"].values()):
         raise SystemExit(1)
     return results

