@@ -6,8 +6,8 @@
 #   bench/gpu.sh [all|suite|figures]                # in the repository root, .whl/ beside it
 #   SCODER_GPU_REHEARSAL=cpu WHEELS=DIR bench/gpu.sh  # the same on CPU, small models (a rehearsal)
 #
-# It fits one 10-minute call on one H200 (install ~0.5 min, suite and figures capped at 4 min
-# each); `suite` or `figures` reruns one part.
+# It fits one 10-minute call on one H200 (install ~0.5 min, the suite capped at 3.5 min, the
+# figures at 4.5 min); `suite` or `figures` reruns one part.
 # 1. installs the wheels of $WHEELS (default .whl) into this Python, --no-index --no-deps;
 # 2. checks that every requirement of theirs is installed and the suite's modules import
 #    (bench/gpu_env.py: a missing package is named, to add to bench/gpu_wheels.txt);
@@ -55,13 +55,13 @@ export SCODER_GPU_TOKENIZER="$WHEELS/smollm2-tokenizer"
 suite=0 bench=0
 if [ "$PART" != figures ]; then
     stamp "GPU suite (tests/gpu)"
-    timeout "${SUITE_TIMEOUT:-240}" "$PY" -m pytest -q -rs -p no:cacheprovider --durations=10 tests/gpu \
+    timeout "${SUITE_TIMEOUT:-210}" "$PY" -m pytest -q -rs -p no:cacheprovider --durations=10 tests/gpu \
         2>&1 | tee "$OUT/suite.log"
     suite=${PIPESTATUS[0]}
 fi
 if [ "$PART" != suite ]; then
     stamp "figures (bench/gpu.py)"
-    timeout "${BENCH_TIMEOUT:-240}" "$PY" bench/gpu.py --out "$OUT/table.md" --json "$OUT/figures.json"
+    timeout "${BENCH_TIMEOUT:-270}" "$PY" bench/gpu.py --out "$OUT/table.md" --json "$OUT/figures.json"
     bench=$?
 fi
 

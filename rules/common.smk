@@ -113,6 +113,15 @@ def family_value(family_of, what, default=None):
     return resource
 
 
+def family_flag(family_of, what):
+    """Resource function: a yes/no setting of a job's family as 1 or 0 (resources are numbers or strings)."""
+
+    def resource(wildcards):
+        return int(bool(family_of(wildcards).get(what)))
+
+    return resource
+
+
 def cluster_resources(family_of, families):
     """Per-job cluster resources of a stage, from the `resources:` family of its run.
 
@@ -134,7 +143,7 @@ def cluster_resources(family_of, families):
         # how the job runs its models (scoder.device): read by the job, not by SLURM
         dtype=family_value(family_of, "dtype", "auto"),
         attn_implementation=family_value(family_of, "attn_implementation", "auto"),
-        gradient_checkpointing=lambda wildcards: int(bool(family_of(wildcards).get("gradient_checkpointing"))),
+        gradient_checkpointing=family_flag(family_of, "gradient_checkpointing"),
     )
     for what in OPTIONAL_RESOURCES:
         if any(family.get(what) for family in families.values()):
