@@ -124,11 +124,21 @@ def family_value(family_of, what, default=None):
     return resource
 
 
+def family_flag(family_of, what):
+    """Resource function: a yes/no setting of a job's family as 1 or 0 (resources are numbers or strings)."""
+
+    def resource(wildcards):
+        return int(bool(family_of(wildcards).get(what)))
+
+    return resource
+
+
 def cluster_resources(family_of, families):
     """Per-job cluster resources of a stage, from the `resources:` family of its run.
 
     ``family_of(wildcards)`` gives a job's family; ``families`` ({config path: family})
-    every family the rule's jobs can have.  GPUs, CPUs, memory and run time always;
+    every family the rule's jobs can have.  GPUs, CPUs, memory and run time always, and
+    the family's device settings (dtype, attn_implementation, gradient_checkpointing);
     gpu_model, gres, partition and account only when some family sets them, so that
     otherwise the profile's default-resources still apply.  A --set-resources
     <rule>:<name>=<value> on the command line overrides both."""
@@ -141,6 +151,10 @@ def cluster_resources(family_of, families):
         cpus_per_task=family_value(family_of, "cpus", 1),
         mem_mb=family_value(family_of, "mem_mb", 4000),
         runtime=family_value(family_of, "runtime", 60),
+        # how the job runs its models (scoder.device): read by the job, not by SLURM
+        dtype=family_value(family_of, "dtype", "auto"),
+        attn_implementation=family_value(family_of, "attn_implementation", "auto"),
+        gradient_checkpointing=family_flag(family_of, "gradient_checkpointing"),
     )
     for what in OPTIONAL_RESOURCES:
         if any(family.get(what) for family in families.values()):
@@ -155,9 +169,14 @@ def stage_resources(stage):
         return node_family(stage, wildcards.key)
 
     plan = plan_of(stage)
+
+    def family_path(wildcards):  # where the family is in the config, for the job's messages
+        node = plan.node(stage, wildcards.key)
+        return f"{plan.section}.{node.runs[0]}.resources.{node.resources}"
+
     families = {f"{plan.section}.{node.runs[0]}.resources.{node.resources}": node_family(stage, key)
                 for key, node in plan.nodes.get(stage, {}).items()}
-    return cluster_resources(family_of, families)
+    return {**cluster_resources(family_of, families), "family": family_path}
 
 
 def run_of(plan, wildcards, target=None):

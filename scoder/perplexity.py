@@ -13,14 +13,18 @@ import torch
 from tqdm import tqdm
 
 from scoder.data import to_chat
+from scoder.influence.features import model_dtype, resolve_device
 from scoder.influence.gradients import collate, encode_chat, load_reference_model, load_tokenizer, response_losses
 
 
 def perplexities(model: str, adapter: str, samples: list[dict], *, max_length: int = 4096,
-                 batch_size: int = 4, device: str = "cpu") -> list[float | None]:
-    """exp(mean response-token loss) of each sample; None for a sample without response tokens."""
+                 batch_size: int = 4, device: str = "auto", dtype: str = "auto",
+                 attn_implementation: str | None = None) -> list[float | None]:
+    """exp(mean response-token loss) of each sample; None for a sample without response tokens.
+    ``device`` "auto": CUDA when visible; ``dtype`` "auto": float32 on CPU, bfloat16 on CUDA."""
+    device = resolve_device(device)
     tok = load_tokenizer(model, adapter)
-    ref = load_reference_model(model, adapter, device, torch.float32)
+    ref = load_reference_model(model, adapter, device, model_dtype(dtype, device), attn_implementation)
     encoded = [encode_chat(tok, to_chat(s, "instruction"), max_length) for s in samples]
     out: list[float | None] = []
     with torch.no_grad():

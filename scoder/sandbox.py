@@ -22,7 +22,7 @@ under a small launcher process (``scoder/sandbox_launch.py`` run as a script) wh
   0700 /root) are made reachable with a tmpfs over the blocking parent and a
   bind mount of just the needed child (the rest of /root stays hidden);
 * applies rlimits: CPU time, address space, processes, file size, no core files;
-* gives the program a scrubbed environment (no inherited secrets).
+* gives the program a scrubbed environment (no inherited secrets, no visible GPU).
 
 The caller enforces a wall-clock timeout and kills the namespace's init and the
 whole process group.  If the caller itself is killed (kill -9 of the workflow), the
@@ -219,7 +219,10 @@ def _scrubbed_env(work_dir: str, extra: dict | None) -> dict:
            "LC_ALL": "C.UTF-8", "HOME": work_dir, "TMPDIR": work_dir, "PYTHONHASHSEED": "0",
            "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1",
            # one BLAS/OpenMP thread: thread pools reserve address space and count as processes
-           "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+           "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+           # no GPU: a test that imports torch or TensorFlow (BigCodeBench has such tasks) must not
+           # take memory from the model the job holds on it (TensorFlow would take it all)
+           "CUDA_VISIBLE_DEVICES": "", "HIP_VISIBLE_DEVICES": ""}
     env.update({str(k): str(v) for k, v in (extra or {}).items()})
     return env
 

@@ -2,9 +2,10 @@ from scoder.io import read_jsonl, write_json, write_jsonl
 from scoder.ledger import progress_path
 from scoder.llm import make_generator
 from scoder.pool.quality import classify_quality
-from scoder.smk import stage
+from scoder.smk import device, stage
 
 with stage(snakemake) as (inp, out, s):
+    s["generator"] = device(snakemake).generator_spec(s["generator"])  # + family dtype, attention
     records = read_jsonl(inp.pool)
     generator = make_generator(s["generator"])
     labelled, stats = classify_quality(records, generator, threshold=s["threshold"], shots=s.get("shots"),

@@ -1,9 +1,11 @@
 from scoder.io import write_json, write_jsonl
 from scoder.llm import make_generator
-from scoder.smk import stage
+from scoder.smk import device, stage
 from scoder.soda.evaluate import evaluate_student
 
 with stage(snakemake) as (inp, out, s):
+    for key in ("generator", "scorer_generator"):  # with the family's dtype and attention
+        s[key] = device(snakemake).generator_spec(s[key])
     student = make_generator(s["generator"])
     scorer = make_generator(s["scorer_generator"])
     # the OpenAI chat API cannot continue EvalPlus's prefilled answer (as scoder.evaluate)

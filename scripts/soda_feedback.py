@@ -1,10 +1,11 @@
 from scoder.io import read_jsonl, write_json, write_jsonl
 from scoder.ledger import progress_dir
 from scoder.llm import make_generator
-from scoder.smk import stage
+from scoder.smk import device, stage
 from scoder.soda.feedback import multi_view_feedback, score_answers
 
 with stage(snakemake) as (inp, out, s):
+    s["generator"] = device(snakemake).generator_spec(s["generator"])  # + family dtype, attention
 
     def score(answers):
         return score_answers(answers, make_generator(s["generator"]), str(progress_dir(out.stats) / "score"),

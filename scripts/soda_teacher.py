@@ -2,11 +2,12 @@ from scoder.benchmarks.texts import benchmark_texts
 from scoder.io import read_jsonl, write_json, write_jsonl
 from scoder.ledger import progress_dir
 from scoder.llm import make_generator
-from scoder.smk import stage
+from scoder.smk import device, stage
 from scoder.soda.knowledge import teach
 from scoder.soda.questions import TRAINING_FIELDS, decontaminate, decontamination_stats
 
 with stage(snakemake) as (inp, out, s):
+    s["generator"] = device(snakemake).generator_spec(s["generator"])  # + family dtype, attention
     questions = read_jsonl(inp.questions)
     knowledge, failures, stats = teach(questions, make_generator(s["generator"]), str(progress_dir(out.stats)),
                                        sampling=s["sampling"], model_name=s["model_name"], errors=s["errors"],

@@ -3,7 +3,7 @@ import shutil
 
 from scoder.io import read_jsonl, write_json
 from scoder.ledger import progress_dir
-from scoder.smk import stage
+from scoder.smk import device, stage
 from scoder.soda.feedback import scorer_examples
 from scoder.training.launch import publish, train_model
 
@@ -22,5 +22,5 @@ with stage(snakemake) as (inp, out, s):
     else:
         train_model("dpo" if role == "dpo" else "sft", records, init=s["model"], out_dir=out.model,
                     progress=progress, train=s["train"], beta=s.get("beta"),
-                    gpus=int(snakemake.resources.get("gpu", 0)))
+                    gpus=device(snakemake).gpus, device=device(snakemake).train_settings())
         shutil.copyfile(progress / "train" / "train_log.json", out.log)

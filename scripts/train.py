@@ -6,7 +6,7 @@ from scoder.influence.checkpoints import reference_checkpoint_dirs
 from scoder.io import read_jsonl
 from scoder.ledger import progress_dir
 from scoder.scoring import scoring_example
-from scoder.smk import stage
+from scoder.smk import device, stage
 from scoder.training.launch import train_stage
 
 with stage(snakemake) as (inp, out, s):
@@ -27,5 +27,5 @@ with stage(snakemake) as (inp, out, s):
     # the reference keeps each checkpoint's Adam moments (2x the LoRA size) for influence.adam
     train_stage(samples, outputs, progress, model=s["model"], format=s["format"], train=s["train"],
                 lora=s.get("lora"), save_adam_moments=role == "reference",
-                gpus=int(snakemake.resources.get("gpu", 0)))
+                gpus=device(snakemake).gpus, device=device(snakemake).train_settings())
     shutil.copyfile(progress / "train" / "train_log.json", out.log)

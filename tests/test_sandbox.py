@@ -376,6 +376,15 @@ def test_environment_secrets_are_not_inherited(monkeypatch):
     assert "hunter2" not in r.stdout and "sk-test" not in r.stdout
 
 
+def test_the_program_sees_no_gpu(monkeypatch):
+    """A test importing torch or TensorFlow must not take memory from the model the job holds
+    on the GPU (tests/gpu checks it where there is one)."""
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+    r = run_python("import os; print(repr(os.environ.get('CUDA_VISIBLE_DEVICES')), "
+                   "repr(os.environ.get('HIP_VISIBLE_DEVICES')))")
+    assert r.passed and r.stdout.strip() == "'' ''"
+
+
 def test_killing_the_parent_does_not_reach_the_caller():
     code = textwrap.dedent("""
         import os, signal

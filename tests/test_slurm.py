@@ -66,12 +66,17 @@ def test_profile_takes_gpus_partition_and_account_from_config_and_command_line(t
         assert (train["gpu"], train["gpu_model"], train["slurm_partition"], train["slurm_account"]) == (
             "8", "a100", "gpu", "lab")
         assert train["cpus_per_task"] == "32" and train["mem_mb"] == "512000" and train["runtime"] == "1440"
+        # how the job runs its model (scoder.device), and where its family is, for its messages
+        assert (train["dtype"], train["attn_implementation"], train["gradient_checkpointing"]) == (
+            "bfloat16", "sdpa", "1")
+        assert train["family"] == "runs.q14_cluster.resources.train"
     teacher = jobs["teacher"][0]         # a generate job: its gres replaces gpu, no model or partition
     assert teacher["gres"] == "gpu:a100:1" and teacher["gpu"] == "0"
     assert "gpu_model" not in teacher and "slurm_partition" not in teacher
     assert jobs["evaluate"][0]["slurm_partition"] == "long"   # --set-resources wins over config
     extract = jobs["extract"][0]         # a CPU job: no GPUs, the cluster's default partition
     assert extract["gpu"] == "0" and "slurm_partition" not in extract and "gres" not in extract
+    assert extract["dtype"] == "auto" and extract["gradient_checkpointing"] == "0"
     assert jobs["report"][0]["mem_mb"] == "8000"   # rules outside the families: the profile's defaults
 
 

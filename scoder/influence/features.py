@@ -61,6 +61,13 @@ def resolve_device(device: str) -> str:
     return device
 
 
+def model_dtype(dtype: str, device: str) -> torch.dtype:
+    """The reference model's dtype: "auto" is bfloat16 on CUDA and float32 on CPU."""
+    if dtype == "auto":
+        return torch.bfloat16 if device.startswith("cuda") else torch.float32
+    return getattr(torch, dtype)
+
+
 def _save_npy(path: Path, array: np.ndarray) -> None:
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as f:
@@ -135,7 +142,8 @@ def projected_gradients(model: str, adapter: str, records: list[dict], out_dir: 
                         factors: str | None = None, batch_size: int = 32,
                         grad_batch_size: int | None = None, max_length: int = 1024, method: str = "fast",
                         shard_size: int = 256, device: str = "auto", dtype: str = "auto",
-                        optimizer_state: str | None = None, profile: dict | None = None) -> str:
+                        attn_implementation: str | None = None, optimizer_state: str | None = None,
+                        profile: dict | None = None) -> str:
     """Project each chat example's response-loss gradient w.r.t. the LoRA weights of ``model`` +
     ``adapter`` (the reference model) to ``k`` dims with a seeded Rademacher matrix; returns out_dir.
 
@@ -151,7 +159,9 @@ def projected_gradients(model: str, adapter: str, records: list[dict], out_dir: 
     projection of ``batch_size`` sketches at a time.  Its factors come from ``factors`` (a
     ``kronecker_factors.safetensors``: D_p's, for candidates) or are fit on ``records`` and written
     to ``out_dir`` (D_p).
-    ``dtype`` is the model's ("auto": float32 on CPU, bfloat16 on CUDA).  ``optimizer_state`` (the
+    ``dtype`` is the model's ("auto": float32 on CPU, bfloat16 on CUDA), ``attn_implementation``
+    transformers' attention (None: the model's default; not in the fingerprint: it changes
+    rounding only).  ``optimizer_state`` (the
     reference training's Adam moments, ``load_adam_state``) turns on LESS's Adam-preconditioned
     gradients.  ``profile``, if given, receives timings.
     """
@@ -166,8 +176,7 @@ def projected_gradients(model: str, adapter: str, records: list[dict], out_dir: 
     if factors and not Path(factors).exists():
         raise FileNotFoundError(f"{factors}: no Kronecker factors there (they come from D_p's gradients job)")
     device = resolve_device(device)
-    torch_dtype = getattr(torch, dtype) if dtype != "auto" else (
-        torch.bfloat16 if device.startswith("cuda") else torch.float32)
+    torch_dtype = model_dtype(dtype, device)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     fingerprint = _fingerprint(model, adapter, records, k=k, seed=seed, max_length=max_length,
@@ -188,7 +197,7 @@ def projected_gradients(model: str, adapter: str, records: list[dict], out_dir: 
     timings: dict = {"examples": 0}
     if todo:
         tok = load_tokenizer(model, adapter)
-        ref = load_reference_model(model, adapter, device, torch_dtype)
+        ref = load_reference_model(model, adapter, device, torch_dtype, attn_implementation)
         params = lora_parameters(ref)
         adam = load_adam_state(optimizer_state, params, device) if optimizer_state else None
         micro = 1 if method == "exact" else max(1, min(grad_batch_size or batch_size, batch_size))

@@ -77,12 +77,16 @@ def collate(encoded: list[dict], pad_id: int, device) -> dict:
     return {"input_ids": ids.to(device), "labels": labels.to(device), "attention_mask": mask.to(device)}
 
 
-def load_reference_model(model: str, adapter: str, device: str, dtype: torch.dtype):
-    """Base model + LoRA adapter in eval mode (no dropout), only the LoRA weights trainable."""
+def load_reference_model(model: str, adapter: str, device: str, dtype: torch.dtype,
+                         attn_implementation: str | None = None):
+    """Base model + LoRA adapter in eval mode (no dropout), only the LoRA weights trainable;
+    ``attn_implementation`` as transformers' (None: the model's default)."""
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    base = AutoModelForCausalLM.from_pretrained(model, dtype=dtype)
+    from scoder.device import attention_kwargs
+
+    base = AutoModelForCausalLM.from_pretrained(model, dtype=dtype, **attention_kwargs(attn_implementation))
     # PEFT keeps (upcasts) the adapter weights in float32 on a bf16 base
     peft_model = PeftModel.from_pretrained(base, adapter, is_trainable=True)
     peft_model.to(device).eval()

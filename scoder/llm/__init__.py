@@ -22,7 +22,7 @@ __all__ = ["Conversation", "Generator", "LLMConfigError", "derive_seed", "make_g
            "normalize_choices"]
 
 _OPTIONS = {
-    "transformers": {"device", "batch_size", "dtype"},
+    "transformers": {"device", "batch_size", "dtype", "attn_implementation"},
     "vllm": {"tensor_parallel_size", "gpu_memory_utilization", "max_model_len", "dtype"},
     "openai": {"base_url", "api_key_env", "max_concurrency", "max_retries", "timeout",
                "cache_dir", "price_per_1k_input", "price_per_1k_output"},

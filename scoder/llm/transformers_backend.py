@@ -9,6 +9,8 @@ import torch
 from tqdm.auto import tqdm
 from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 
+from scoder.device import attention_kwargs
+
 from .base import Conversation, Generator, chat_prompt, cut_at_stop, derive_seed, first_token_ids
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -35,7 +37,7 @@ class TransformersGenerator(Generator):
     """A Hugging Face causal LM run with ``model.generate``."""
 
     def __init__(self, model: str, device: str = "auto", batch_size: int = 8,
-                 dtype: str = "auto"):
+                 dtype: str = "auto", attn_implementation: str = "auto"):
         super().__init__(model)
         self.device = _resolve_device(device)
         self.batch_size = batch_size
@@ -43,7 +45,8 @@ class TransformersGenerator(Generator):
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.lm = AutoModelForCausalLM.from_pretrained(
-            model, dtype=_resolve_dtype(dtype, self.device)).to(self.device).eval()
+            model, dtype=_resolve_dtype(dtype, self.device),
+            **attention_kwargs(attn_implementation)).to(self.device).eval()
         # Stop at the end of the assistant turn: the tokenizer's eos (e.g.
         # <|im_end|>) and whatever the model's generation config calls eos.
         eos = self.lm.generation_config.eos_token_id

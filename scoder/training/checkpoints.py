@@ -29,7 +29,8 @@ ADAM_MOMENTS_FILE = "adam_moments.safetensors"  # scoder.influence.gradients.OPT
 
 # How a run executes, not what it computes: changing these keeps a finished run valid
 # (the global batch is fixed), but a saved trainer state only resumes under the same ones.
-EXECUTION_SETTINGS = ("per_device_batch_size", "gradient_checkpointing", "deepspeed", "save_steps")
+EXECUTION_SETTINGS = ("per_device_batch_size", "gradient_checkpointing", "deepspeed", "save_steps",
+                      "attn_implementation")
 
 # what train_log.json keeps of each logged step
 LOGGED = ("step", "epoch", "loss", "learning_rate", "grad_norm", "mean_token_accuracy",
@@ -47,7 +48,8 @@ def fingerprint(settings: dict, records: list[dict]) -> str:
 
 def state_fingerprint(settings: dict, fp: str, world_size: int) -> str:
     """A saved trainer state also depends on how it was run (DeepSpeed layout, world size)."""
-    execution = {k: settings.get(k) for k in EXECUTION_SETTINGS}
+    # a setting absent from ``settings`` (attn_implementation unless set) leaves the digest as before it existed
+    execution = {k: settings.get(k) for k in EXECUTION_SETTINGS if k in settings}
     return digest({"result": fp, "execution": execution, "world_size": world_size})
 
 

@@ -59,16 +59,18 @@ def publish(src: str, dst: str) -> str:
 
 
 def train_stage(samples: list[dict], outputs: list[str], progress: str | Path, *, model: str, format: str,
-                train: dict, lora: dict | None = None, gpus: int = 0, save_adam_moments: bool = False) -> list[str]:
+                train: dict, lora: dict | None = None, gpus: int = 0, save_adam_moments: bool = False,
+                device: dict | None = None) -> list[str]:
     """SCoder: fine-tune ``model`` on instruction ``samples`` (as chat examples of ``format``) and
     publish its M = len(``outputs``) checkpoints there.  ``save_adam_moments`` (LoRA only) keeps
-    each checkpoint's Adam moments next to its adapter."""
+    each checkpoint's Adam moments next to its adapter; ``device``: the job family's precision,
+    attention and checkpointing (``scoder.device.DeviceSettings.train_settings``)."""
     from scoder.data import to_chat
 
     records = [to_chat(s, format) for s in samples]
     if not records:
         raise ValueError(f"no training examples for {model}: the upstream stage produced no samples")
-    settings = dict(train, num_checkpoints=len(outputs), lora=lora)
+    settings = dict(train, **(device or {}), num_checkpoints=len(outputs), lora=lora)
     if save_adam_moments:  # only then, so runs without moments keep their fingerprints
         settings["save_adam_moments"] = True
     paths = fit("sft", records, progress, model=model, settings=settings, gpus=gpus)
@@ -76,13 +78,14 @@ def train_stage(samples: list[dict], outputs: list[str], progress: str | Path, *
 
 
 def train_model(method: str, records: list[dict], *, init: str, out_dir: str, progress: str | Path,
-                train: dict, beta: float | None = None, gpus: int = 0) -> str:
+                train: dict, beta: float | None = None, gpus: int = 0, device: dict | None = None) -> str:
     """SODA: fine-tune ``init`` on ``records`` (chat examples for sft, preference records for
-    dpo) and publish the trained model at ``out_dir``; returns ``out_dir``."""
+    dpo) and publish the trained model at ``out_dir``; returns ``out_dir``.  ``device`` as for
+    ``train_stage``."""
     if method not in ("sft", "dpo"):
         raise ValueError(f"method must be sft or dpo, got {method!r}")
     if not records:
         raise ValueError(f"no {method.upper()} examples for {init}: the upstream stage kept none "
                          "(see its stats.json for parse failures)")
-    settings = dict(train, **({"beta": beta} if method == "dpo" else {"num_checkpoints": 1}))
+    settings = dict(train, **(device or {}), **({"beta": beta} if method == "dpo" else {"num_checkpoints": 1}))
     return publish(fit(method, records, progress, model=init, settings=settings, gpus=gpus)[0], out_dir)

@@ -109,20 +109,27 @@ def _checked(config, global_batch_size: int):
 
 def _training_args(output_dir: str, *, epochs, learning_rate, global_batch_size, per_device_batch_size,
                    max_length, warmup_ratio, lr_scheduler, seed, bf16, gradient_checkpointing, deepspeed,
-                   save_steps, lora=None) -> dict:
+                   save_steps, lora=None, fp16=False, attn_implementation=None) -> dict:
     """Arguments shared by ``SFTConfig`` and ``DPOConfig``; the exported checkpoints force
-    extra trainer-state saves (``scoder.training.checkpoints``)."""
+    extra trainer-state saves (``scoder.training.checkpoints``).  The model loads in float32
+    (TRL's default): bf16 / fp16 are mixed precision over float32 weights."""
     import torch
 
+    from scoder.device import attention_kwargs
+
+    if fp16 and bf16:
+        raise ValueError("fp16 and bf16 mixed precision exclude each other (resources dtype: float16 or bfloat16)")
+    if bf16 is None:
+        bf16 = not fp16 and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
     return dict(
+        model_init_kwargs=attention_kwargs(attn_implementation) or None,
         output_dir=output_dir, num_train_epochs=epochs, learning_rate=learning_rate,
         per_device_train_batch_size=per_device_batch_size,
         gradient_accumulation_steps=gradient_accumulation_steps(
             global_batch_size, per_device_batch_size, world_size()),
         max_length=max_length, warmup_steps=warmup_ratio, lr_scheduler_type=lr_scheduler,  # < 1: a ratio
         seed=seed, data_seed=seed,
-        bf16=(torch.cuda.is_available() and torch.cuda.is_bf16_supported()) if bf16 is None else bf16,
-        activation_checkpointing=gradient_checkpointing, deepspeed=deepspeed,
+        bf16=bf16, fp16=fp16, activation_checkpointing=gradient_checkpointing, deepspeed=deepspeed,
         # use_cpu lets torchrun run several CPU processes (gloo), e.g. to test multi-process runs
         use_cpu=not torch.cuda.is_available(), dataloader_pin_memory=torch.cuda.is_available(),
         # every step is logged so train_log.json has the whole loss curve
@@ -164,10 +171,13 @@ def _save_dtype(model: str, lora: dict | None) -> str | None:
     return name if name in ("bfloat16", "float16") else None
 
 
-def _hparams(epochs, learning_rate, warmup_ratio, lora, **rest) -> dict:
-    # floats and LoRA defaults normalised so equal settings always give the same fingerprint
+def _hparams(epochs, learning_rate, warmup_ratio, lora, fp16=False, attn_implementation=None, **rest) -> dict:
+    # floats and LoRA defaults normalised so equal settings always give the same fingerprint; settings
+    # added later appear only when set, so runs without them keep their fingerprints
+    later = {**({"fp16": True} if fp16 else {}),
+             **({"attn_implementation": attn_implementation} if attn_implementation not in (None, "auto") else {})}
     return dict(epochs=float(epochs), learning_rate=float(learning_rate), warmup_ratio=float(warmup_ratio),
-                lora=_lora(lora), **rest)
+                lora=_lora(lora), **rest, **later)
 
 
 # ---- SFT and DPO --------------------------------------------------------------------------------
@@ -175,8 +185,9 @@ def _hparams(epochs, learning_rate, warmup_ratio, lora, **rest) -> dict:
 def build_sft_trainer(model: str, records: list[dict], output_dir: str, *, epochs: float, learning_rate: float,
                       global_batch_size: int, per_device_batch_size: int = 1, max_length: int = 1024,
                       lora: dict | None = None, warmup_ratio: float = 0.0, lr_scheduler: str = "linear",
-                      seed: int = 0, bf16: bool | None = None, gradient_checkpointing: bool = False,
-                      deepspeed: str | None = None, save_steps: int | None = None, callbacks: list | None = None):
+                      seed: int = 0, bf16: bool | None = None, fp16: bool = False, gradient_checkpointing: bool = False,
+                      attn_implementation: str | None = None, deepspeed: str | None = None,
+                      save_steps: int | None = None, callbacks: list | None = None):
     """The ``SFTTrainer`` that ``train_sft`` runs, untrained: its dataset and collator show
     exactly what the model learns (labels are -100 outside the assistant response)."""
     from datasets import Dataset
@@ -185,8 +196,8 @@ def build_sft_trainer(model: str, records: list[dict], output_dir: str, *, epoch
     args = _training_args(output_dir, epochs=epochs, learning_rate=learning_rate,
                           global_batch_size=global_batch_size, per_device_batch_size=per_device_batch_size,
                           max_length=max_length, warmup_ratio=warmup_ratio, lr_scheduler=lr_scheduler, seed=seed,
-                          bf16=bf16, gradient_checkpointing=gradient_checkpointing, deepspeed=deepspeed,
-                          save_steps=save_steps)
+                          bf16=bf16, fp16=fp16, gradient_checkpointing=gradient_checkpointing,
+                          attn_implementation=attn_implementation, deepspeed=deepspeed, save_steps=save_steps)
     # SmolLM2/Qwen/Llama templates lack {% generation %} markers, so the response-only loss
     # comes from the prompt-completion split rather than assistant masks
     config = _checked(SFTConfig(**args, completion_only_loss=True), global_batch_size)
@@ -198,19 +209,23 @@ def build_sft_trainer(model: str, records: list[dict], output_dir: str, *, epoch
 def train_sft(model: str, records: list[dict], out_dir: str, *, epochs: float, learning_rate: float,
               global_batch_size: int, per_device_batch_size: int = 1, max_length: int = 1024,
               lora: dict | None = None, num_checkpoints: int = 1, warmup_ratio: float = 0.0,
-              lr_scheduler: str = "linear", seed: int = 0, bf16: bool | None = None,
-              gradient_checkpointing: bool = False, deepspeed: str | None = None, resume: bool = True,
+              lr_scheduler: str = "linear", seed: int = 0, bf16: bool | None = None, fp16: bool = False,
+              gradient_checkpointing: bool = False, attn_implementation: str | None = None,
+              deepspeed: str | None = None, resume: bool = True,
               save_steps: int | None = None, save_adam_moments: bool = False,
               callbacks: list | None = None) -> list[str]:
     """Fine-tune ``model`` on chat examples (loss on the response), full or LoRA, and return
     the paths of the M = ``num_checkpoints`` checkpoints, evenly spaced over training.
+    ``bf16`` (None: where the GPU has it) / ``fp16``: mixed precision; ``attn_implementation``:
+    transformers' attention (None: the model's default).
     ``save_adam_moments`` (LoRA only) keeps each checkpoint's Adam moments for LESS's features."""
     if save_adam_moments and lora is None:  # a full model's moments are twice its size
         raise ValueError("save_adam_moments is for LoRA training (the reference model): set lora, or drop the flag")
     hparams = _hparams(epochs, learning_rate, warmup_ratio, lora, global_batch_size=global_batch_size,
                        per_device_batch_size=per_device_batch_size, max_length=max_length,
-                       lr_scheduler=lr_scheduler, seed=seed, bf16=bf16,
-                       gradient_checkpointing=gradient_checkpointing, deepspeed=deepspeed, save_steps=save_steps)
+                       lr_scheduler=lr_scheduler, seed=seed, bf16=bf16, fp16=fp16,
+                       gradient_checkpointing=gradient_checkpointing, attn_implementation=attn_implementation,
+                       deepspeed=deepspeed, save_steps=save_steps)
     settings = {"method": "sft", "model": model, "num_checkpoints": num_checkpoints, **hparams}
     if save_adam_moments:  # only then, so runs without moments keep their fingerprints
         settings["save_adam_moments"] = True
@@ -226,7 +241,8 @@ def train_sft(model: str, records: list[dict], out_dir: str, *, epochs: float, l
 def train_dpo(model: str, records: list[dict], out_dir: str, *, beta: float, epochs: float, learning_rate: float,
               global_batch_size: int, per_device_batch_size: int = 1, max_length: int = 1024,
               lora: dict | None = None, warmup_ratio: float = 0.0, lr_scheduler: str = "linear", seed: int = 0,
-              bf16: bool | None = None, gradient_checkpointing: bool = False, deepspeed: str | None = None,
+              bf16: bool | None = None, fp16: bool = False, gradient_checkpointing: bool = False,
+              attn_implementation: str | None = None, deepspeed: str | None = None,
               resume: bool = True, save_steps: int | None = None, callbacks: list | None = None) -> str:
     """DPO (sigmoid loss) on {"prompt", "chosen", "rejected"} records with the starting model
     as the frozen reference; returns the trained checkpoint ``out_dir/ckpt1``."""
@@ -235,8 +251,9 @@ def train_dpo(model: str, records: list[dict], out_dir: str, *, beta: float, epo
 
     hparams = _hparams(epochs, learning_rate, warmup_ratio, lora, global_batch_size=global_batch_size,
                        per_device_batch_size=per_device_batch_size, max_length=max_length,
-                       lr_scheduler=lr_scheduler, seed=seed, bf16=bf16,
-                       gradient_checkpointing=gradient_checkpointing, deepspeed=deepspeed, save_steps=save_steps)
+                       lr_scheduler=lr_scheduler, seed=seed, bf16=bf16, fp16=fp16,
+                       gradient_checkpointing=gradient_checkpointing, attn_implementation=attn_implementation,
+                       deepspeed=deepspeed, save_steps=save_steps)
     settings = {"method": "dpo", "model": model, "beta": float(beta), **hparams}
 
     def build(state_dir, cbs):
@@ -254,7 +271,7 @@ def train_dpo(model: str, records: list[dict], out_dir: str, *, beta: float, epo
 _FLAGS = {  # flag -> type; each overrides the same key of --settings
     "epochs": float, "learning_rate": float, "global_batch_size": int, "per_device_batch_size": int,
     "max_length": int, "num_checkpoints": int, "warmup_ratio": float, "lr_scheduler": str, "seed": int,
-    "deepspeed": str, "save_steps": int, "beta": float, "lora": json.loads,
+    "deepspeed": str, "save_steps": int, "beta": float, "lora": json.loads, "attn_implementation": str,
 }
 
 
@@ -271,6 +288,8 @@ def main(argv: list[str] | None = None) -> None:
                             help="JSON object {r, alpha, dropout, target_modules}" if flag == "lora" else None)
     parser.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None,
                         help="bf16 mixed precision (default: where the GPU supports it)")
+    parser.add_argument("--fp16", action=argparse.BooleanOptionalAction, default=None,
+                        help="fp16 mixed precision (GPUs without bf16)")
     parser.add_argument("--gradient-checkpointing", action=argparse.BooleanOptionalAction, default=None)
     parser.add_argument("--save-adam-moments", action=argparse.BooleanOptionalAction, default=None,
                         help="keep each checkpoint's Adam moments (LoRA only; LESS's Adam features)")
