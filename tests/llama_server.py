@@ -12,6 +12,8 @@ import time
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import pytest
+
 from scoder.models import GGUF_FILE, smollm2_gguf_dir
 
 KEY_ENV, KEY = "SCODER_TEST_LLAMA_KEY", "test-secret-key"
@@ -146,3 +148,12 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             proxy.after_answer(answered)
 
     do_GET = do_POST = _relay
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """The llama.cpp server for one test module (import this fixture into the module)."""
+    srv = LlamaServer(tmp_path_factory.mktemp("llama") / "server.log")
+    srv.start()
+    yield srv
+    srv.stop()

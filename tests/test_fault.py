@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from llama_server import ALIAS, KEY, KEY_ENV, SKIP_REASON, CountingProxy, LlamaServer
+from llama_server import ALIAS, KEY, KEY_ENV, SKIP_REASON, CountingProxy, server  # noqa: F401 (a fixture)
 from processes import left_behind, subreaper
 from scoder.config import validate
 from scoder.plan import Plan
@@ -122,14 +122,6 @@ def work_files(root: Path) -> dict[str, Path]:
     """Every artifact under work/ but the logs and timings."""
     return {str(p.relative_to(root)): p for p in sorted((root / "work").rglob("*"))
             if p.is_file() and p.name not in ("log.txt", "benchmark.tsv")}
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    srv = LlamaServer(tmp_path_factory.mktemp("llama") / "server.log")
-    srv.start()
-    yield srv
-    srv.stop()
 
 
 @pytest.fixture

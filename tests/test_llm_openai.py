@@ -6,20 +6,12 @@ import json
 import openai
 import pytest
 
-from llama_server import ALIAS, CHAT, KEY, KEY_ENV, SKIP_REASON, CountingProxy, LlamaServer, free_port
+from llama_server import ALIAS, CHAT, KEY, KEY_ENV, SKIP_REASON, CountingProxy, free_port, server  # noqa: F401 (a fixture)
 from scoder.io import read_jsonl
 from scoder.llm import LLMConfigError, make_generator
 from scoder.synthesis import sidecar_paths, synthesize
 
 pytest.importorskip("llama_cpp.server", reason=SKIP_REASON)
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    srv = LlamaServer(tmp_path_factory.mktemp("llama") / "server.log")
-    srv.start()
-    yield srv
-    srv.stop()
 
 
 @pytest.fixture
