@@ -18,16 +18,20 @@ with open("config/config.yaml") as f:
 class FakeTeacher:
     """Answers by prompt kind, counts requests (a resumed run must ask nothing)."""
 
-    def __init__(self, answer):
-        self.answer, self.requests = answer, 0
+    def __init__(self, answer, fail_after=None):
+        self.answer, self.requests, self.tokens, self.fail_after = answer, 0, 0, fail_after
 
     @property
     def usage(self):
-        return {"requests": self.requests}
+        return {"requests": self.requests, "prompt_tokens": 10 * self.requests, "completion_tokens": self.tokens}
 
     def generate(self, conversations, *, n=1, **sampling):
+        if self.fail_after is not None and self.requests >= self.fail_after:
+            raise RuntimeError("killed")
         self.requests += len(conversations)
-        return [[self.answer(c)] * n for c in conversations]
+        answers = [[self.answer(c)] * n for c in conversations]
+        self.tokens += sum(len(a.split()) for group in answers for a in group)
+        return answers
 
 
 # ------------------------------------------------------------------ Stage I: teacher answers
@@ -71,8 +75,20 @@ def test_teach_keeps_pairs_counts_failures_and_resumes(tmp_path):
     assert stats["correct_parse_rate"] == 1.0 and stats["faulty_parse_rate"] == 0.8
     assert kept[0]["error_types"] == ["logical"]
     asked = teacher.requests
-    again, _, _ = knowledge.teach(questions, teacher, str(tmp_path), sampling={}, model_name="fake")
+    again, _, again_stats = knowledge.teach(questions, teacher, str(tmp_path), sampling={}, model_name="fake")
     assert teacher.requests == asked and again == kept
+    # usage counts every answer, also those a resumed run reads from its ledger
+    assert again_stats["usage"] == stats["usage"] and stats["usage"]["prompt_tokens"] == 10 * asked
+    interrupted = FakeTeacher(_teacher_answer, fail_after=8)
+    with pytest.raises(RuntimeError):
+        knowledge.teach(questions, interrupted, str(tmp_path / "killed"), sampling={}, model_name="fake",
+                        batch_size=2)
+    resumed = FakeTeacher(_teacher_answer)
+    _, _, resumed_stats = knowledge.teach(questions, resumed, str(tmp_path / "killed"), sampling={},
+                                          model_name="fake", batch_size=2)
+    assert resumed.requests == asked - interrupted.requests > 0
+    assert resumed_stats["usage"] == stats["usage"]
+    assert resumed_stats["this_attempt"]["usage"]["requests"] == resumed.requests
 
 
 def test_split_is_80_20_seeded_and_dpo_pairs_have_trl_preference_format():

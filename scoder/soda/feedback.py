@@ -127,7 +127,7 @@ def answer(questions: list[dict], generator, progress: str, *, sampling: dict, m
                     "code": parsed["code"] if parsed else None, "parse_failure": reason})
     n = len(out)
     return out, {"questions": n, "code_parsed": reasons.pop("parsed", 0), "failed": dict(reasons),
-                 "usage": generator.usage}
+                 "usage": raw.usage, "this_attempt": {"usage": generator.usage}}
 
 
 def _judged_text(a: dict) -> str:

@@ -20,7 +20,7 @@ from collections import Counter
 import numpy as np
 
 from scoder.prompts import looks_like_code
-from scoder.soda.generate import ask
+from scoder.soda.generate import ask, total_usage
 
 SYSTEM = "You are an AI code interpreter."
 CORRECT_PROMPT = ("Below is an instruction that describes a programming task. Your goal is to generate a correct "
@@ -155,7 +155,8 @@ def teach(questions: list[dict], generator, progress_dir: str, *, sampling: dict
              "faulty_parse_rate": round(parsed["faulty"] / n, 4) if n else None,
              "failed": {k: dict(v) for k, v in reasons.items()}, "kept": len(knowledge),
              "pairs": sum(k["faulty"] is not None for k in knowledge), "error_types_named": dict(mentions),
-             "languages": dict(Counter(k["language"] for k in knowledge)), "usage": generator.usage}
+             "languages": dict(Counter(k["language"] for k in knowledge)),
+             "usage": total_usage(correct, faulty), "this_attempt": {"usage": generator.usage}}
     return knowledge, failures, stats
 
 

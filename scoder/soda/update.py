@@ -120,4 +120,5 @@ def write_questions(levelled: list[dict], generator, progress: str, *, total: in
         out.append({"id": f"c{cycle}:{d['id']}", "question": question, "level": d["level"],
                     "source_id": d["source_id"], "cycle": cycle})
     return out, {**info, "requested": len(draws), "written": len(out), "outcomes": dict(reasons),
-                 "by_level": dict(Counter(q["level"] for q in out)), "usage": generator.usage}
+                 "by_level": dict(Counter(q["level"] for q in out)), "usage": raw.usage,
+                 "this_attempt": {"usage": generator.usage}}
