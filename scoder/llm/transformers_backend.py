@@ -1,7 +1,10 @@
 """transformers backend: batched chat generation on CPU or GPU.
 
-Left padding lets a batch of prompts of different lengths generate together;
-the chat template comes from the tokenizer; sampling is seeded per batch.
+Left padding lets a batch of prompts of different lengths generate together, and
+prompts are batched longest first so that a batch pads little; the chat template
+comes from the tokenizer; sampling is seeded per batch.  Scoring (``score_choices``)
+runs each prompt prefix that several prompts share once and reuses its key/value
+cache (``scoder.llm.prefix``).
 """
 from __future__ import annotations
 
@@ -104,18 +107,22 @@ class TransformersGenerator(Generator):
             config.stop_strings = list(stop)
             stopping = {"tokenizer": self.tokenizer}
         per_prompt = config.num_return_sequences
-        results: list[list[str]] = []
-        for b, batch in self._batches(prompts, "generate"):
+        # Prompts of similar length batch together (longest first), so a batch pads little;
+        # the results go back to the callers' order.
+        order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
+        results: list[list[str] | None] = [None] * len(prompts)
+        for b, indices in self._batches(order, "generate"):
+            batch = [prompts[i] for i in indices]
             enc = self._encode(batch, add_special_tokens)
             torch.manual_seed(derive_seed(seed, b))
             out = self.lm.generate(**enc, generation_config=config, **stopping)
             new = out[:, enc["input_ids"].shape[1]:]
             texts = [cut_at_stop(t, stop) for t in
                      self.tokenizer.batch_decode(new, skip_special_tokens=True)]
-            for i in range(len(batch)):
-                group = texts[i * per_prompt:(i + 1) * per_prompt]
+            for k, i in enumerate(indices):
+                group = texts[k * per_prompt:(k + 1) * per_prompt]
                 # Greedy decoding is deterministic: one pass serves all n.
-                results.append(group if per_prompt == n else group * n)
+                results[i] = group if per_prompt == n else group * n
             self._usage["prompt_tokens"] += int(enc["attention_mask"].sum())
             self._usage["completion_tokens"] += self._completion_tokens(new)
             self._usage["requests"] += len(batch)
