@@ -8,7 +8,8 @@
   actually write, which names why an answer failed.
 * ``quality_messages`` — few-shot yes/no: is the docstring enough to
   re-implement the function, and is the code of good quality (the StarCoder2
-  pipeline's classifier, here as a chat prompt).
+  pipeline's classifier, here as a chat prompt); ``quality_completion_prompt`` is
+  the same as plain text for base models without a chat template.
 """
 from __future__ import annotations
 
@@ -207,3 +208,18 @@ def quality_messages(code: str, shots: int | None = None) -> list[dict]:
         messages.append({"role": "assistant", "content": answer})
     messages.append({"role": "user", "content": _quality_question(code)})
     return messages
+
+
+# A base model (no chat template, e.g. StarCoder2-15B) continues plain text: the same
+# questions and answers, each answer after this cue, the next token after the last one
+# being " Yes" or " No".
+QUALITY_ANSWER_CUE = "Answer:"
+
+
+def quality_completion_prompt(code: str, shots: int | None = None) -> str:
+    """The few-shot yes/no prompt of ``quality_messages`` as plain text for a base model,
+    ending with the answer cue for the function to judge."""
+    blocks = [f"{_quality_question(example)}\n\n{QUALITY_ANSWER_CUE} {answer}"
+              for example, answer in QUALITY_FEW_SHOTS[:shots]]
+    blocks.append(f"{_quality_question(code)}\n\n{QUALITY_ANSWER_CUE}")
+    return "\n\n\n".join(blocks)

@@ -156,10 +156,10 @@ def score_samples(
 
     mode "generate": greedy decoding of the scoring prompt, parsed with
     `parse_aspect_scores` (integer scores; the raw text is kept as `scorer_output`).
-    mode "logprob": for each aspect and `overall`, one forward pass on the prompt
-    plus an assistant prefix "<name>: " and the expected digit under the model's
-    next-token distribution (real-valued scores, never unparseable unless the
-    generator returns no finite digit logprob). Our finer-grained alternative,
+    mode "logprob": for each aspect and `overall`, the prompt plus an assistant prefix
+    "<name>: " and the expected digit under the model's next-token distribution
+    (real-valued scores, never unparseable unless the generator returns no finite
+    digit logprob); the prompt shared by a sample's aspects runs once. Our finer-grained alternative,
     not in the paper; it assumes digits tokenise alone (true for SmolLM2, Qwen2.5, Llama 3).
     """
     names = list(aspects)
@@ -179,7 +179,9 @@ def score_samples(
         targets = [*names, OVERALL]
         convs = [p + [{"role": "assistant", "content": f"{t}: "}] for p in prompts for t in targets]
         values: list[float | None] = []
-        for batch in _batches(convs, batch_size):
+        # Whole samples per call: a sample's prompts differ only in the prefilled name, so
+        # the backend runs the shared part once (key/value cache reuse, scoder.llm.prefix).
+        for batch in _batches(convs, batch_size * len(targets)):
             values += [expected_digit(lp) for lp in generator.score_choices(batch, DIGITS)]
         for i, rec in enumerate(out):
             row = dict(zip(targets, values[i * len(targets) : (i + 1) * len(targets)]))

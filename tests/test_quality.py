@@ -3,7 +3,7 @@ import pytest
 
 from scoder.llm import make_generator, normalize_choices
 from scoder.pool.quality import classify_quality
-from scoder.prompts import quality_messages
+from scoder.prompts import QUALITY_ANSWER_CUE, quality_completion_prompt, quality_messages
 
 RECORDS = [
     {"id": "good", "code": 'def add(a, b):\n    """Return the sum of a and b."""\n    return a + b'},
@@ -17,10 +17,15 @@ class Counting:
 
     def __init__(self, inner):
         self.inner, self.model, self.scored = inner, inner.model, 0
+        self.has_chat_template = inner.has_chat_template
 
     def score_choices(self, conversations, choices):
         self.scored += len(conversations)
         return self.inner.score_choices(conversations, choices)
+
+    def score_continuations(self, prompts, choices):
+        self.scored += len(prompts)
+        return self.inner.score_continuations(prompts, choices)
 
 
 @pytest.fixture(scope="module")
@@ -76,3 +81,20 @@ def test_resume_after_a_torn_line_and_rescore_on_prompt_change(gen, tmp_path):
     counting = Counting(gen)
     classify_quality(RECORDS, counting, progress_path=progress, shots=1)
     assert counting.scored == 3
+
+
+def test_a_base_model_gets_a_plain_completion_prompt(base_micro_model, tmp_path):
+    base = make_generator({"backend": "transformers", "model": base_micro_model, "device": "cpu",
+                           "batch_size": 2})
+    assert not base.has_chat_template
+    with pytest.raises(ValueError):  # what a chat prompt would do with this tokenizer
+        base.tokenizer.apply_chat_template(quality_messages(RECORDS[0]["code"]), tokenize=False)
+    counting = Counting(base)
+    labelled, stats = classify_quality(RECORDS, counting, shots=2, progress_path=tmp_path / "p.jsonl")
+    assert counting.scored == 3 and stats["total"] == 3
+    prompt = quality_completion_prompt(RECORDS[1]["code"], 2)
+    assert prompt.endswith(QUALITY_ANSWER_CUE) and prompt.count(QUALITY_ANSWER_CUE) == 3
+    assert "<|im_start|>" not in prompt and "Stuff." in prompt
+    direct = base.score_continuations([prompt], [" Yes", " No"])[0]
+    assert labelled[1]["quality_p_yes"] == pytest.approx(normalize_choices(direct)[" Yes"], abs=1e-4)
+    assert len({round(r["quality_p_yes"], 4) for r in labelled}) > 1

@@ -71,6 +71,17 @@ class Generator(ABC):
         """Per conversation, the log-prob of each choice's first token as the
         assistant's next token after the chat-templated prompt."""
 
+    def score_continuations(self, prompts: list[str], choices: list[str]) -> list[dict[str, float]]:
+        """Per raw text prompt (no chat template: how a base model is prompted), the
+        log-prob of each choice's first token as the next token."""
+        raise LLMConfigError(f"backend {type(self).__name__} cannot score raw prompts "
+                             "(base-model prompting); use backend transformers or vllm")
+
+    @property
+    def has_chat_template(self) -> bool:
+        """Whether the model has a chat template (instruct) or takes plain text (base)."""
+        return True
+
 
 def first_token_ids(tokenizer, choices: list[str]) -> list[int]:
     """First token id of each choice as it would start the assistant turn."""

@@ -111,14 +111,25 @@ class VLLMGenerator(Generator):
         self._usage["requests"] += len(prompts)
         return texts
 
+    @property
+    def has_chat_template(self) -> bool:
+        return getattr(self.tokenizer, "chat_template", None) is not None
+
     def score_choices(self, conversations: list[Conversation],
                       choices: list[str]) -> list[dict[str, float]]:
+        # The chat template already holds any BOS, so no special tokens for chats.
+        return self._score_next_token([self.tokenizer(chat_prompt(self.tokenizer, c),
+                                                      add_special_tokens=False)["input_ids"]
+                                       for c in conversations], choices)
+
+    def score_continuations(self, prompts: list[str], choices: list[str]) -> list[dict[str, float]]:
+        # A raw prompt gets the tokenizer's special tokens (BOS) as in pre-training.
+        return self._score_next_token([self.tokenizer(p)["input_ids"] for p in prompts], choices)
+
+    def _score_next_token(self, prompt_ids: list[list[int]], choices: list[str]) -> list[dict[str, float]]:
         from vllm import SamplingParams
 
         choice_ids = first_token_ids(self.tokenizer, choices)
-        prompt_ids = [self.tokenizer(chat_prompt(self.tokenizer, c),
-                                     add_special_tokens=False)["input_ids"]
-                      for c in conversations]
         # prompt_logprobs=1 returns the actual token's log-prob at every
         # position; one generated token is the least vLLM will run.
         params = SamplingParams(max_tokens=1, prompt_logprobs=1, temperature=0.0)

@@ -35,7 +35,6 @@ import re
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from itertools import chain
-from operator import methodcaller
 
 import numpy as np
 from datasketch import MinHash, MinHashLSH
@@ -53,8 +52,8 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _surrogate_in(value) -> bool:
-    if isinstance(value, str):
-        return _SURROGATE.search(value) is not None
+    if isinstance(value, str):  # isascii() reads a flag: most text needs no search
+        return not value.isascii() and _SURROGATE.search(value) is not None
     if isinstance(value, dict):
         return any(map(_surrogate_in, value)) or any(map(_surrogate_in, value.values()))
     if isinstance(value, (list, tuple)):
@@ -113,12 +112,20 @@ def shingles(code: str, ngram: int = 5) -> set[bytes]:
     return set(shingle_list(code, ngram))
 
 
-def _sha1_hash32_all(items: list[bytes]) -> np.ndarray:
-    """``datasketch.hashfunc.sha1_hash32`` of every item (the first 4 bytes of the SHA-1
-    digest, little-endian), with the per-item work in C (map) instead of Python calls.
-    (Hashing each distinct item once was slower: the dict costs more than SHA-1.)"""
-    digests = b"".join(map(methodcaller("digest"), map(hashlib.sha1, items)))
-    return np.frombuffer(digests, dtype="<u4").reshape(-1, 5)[:, 0].astype(np.uint32)
+# ASCII characters str.split() takes for whitespace and bytes.split() does not.
+_STR_ONLY_SPACE = re.compile("[\x1c-\x1f]")
+
+
+def _shingle_digests(code: str, ngram: int) -> list[bytes]:
+    """SHA-1 digests of ``shingle_list(code, ngram)``, in order.  ASCII code is split
+    as bytes (the same tokens, with no str -> bytes step per shingle)."""
+    if code.isascii() and not _STR_ONLY_SPACE.search(code):
+        tokens = code.encode("ascii").split()
+    else:
+        tokens = [t.encode("utf-8") for t in code.split()]
+    grams = [b" ".join(tokens)] if len(tokens) <= ngram else map(b" ".join, zip(*[tokens[k:] for k in range(ngram)]))
+    sha1 = hashlib.sha1
+    return [sha1(g).digest() for g in grams]  # a bound-method call: faster than map + methodcaller
 
 
 def _signatures(codes: list[str], num_perm: int, seed: int, ngram: int) -> np.ndarray:
@@ -129,10 +136,12 @@ def _signatures(codes: list[str], num_perm: int, seed: int, ngram: int) -> np.nd
         raise RuntimeError(f"vectorised MinHash expects datasketch's affine32 scheme, got {ref.scheme}")
     a, b = (p[:, None] for p in ref.permutations)
     # lists, not sets: a repeated shingle changes no minimum
-    lists = [shingle_list(c, ngram) for c in codes]  # never empty: "" is one shingle
-    lengths = np.fromiter(map(len, lists), dtype=np.int64, count=len(lists))
+    digests = [_shingle_digests(c, ngram) for c in codes]  # never empty: "" is one shingle
+    lengths = np.fromiter(map(len, digests), dtype=np.int64, count=len(digests))
     offsets = np.concatenate([[0], np.cumsum(lengths)])
-    hv = _fmix(_sha1_hash32_all(list(chain.from_iterable(lists))), 32)
+    # datasketch.hashfunc.sha1_hash32: the digest's first 4 bytes, little-endian
+    first4 = np.frombuffer(b"".join(chain.from_iterable(digests)), dtype="<u4").reshape(-1, 5)[:, 0]
+    hv = _fmix(first4.astype(np.uint32), 32)
     sigs = np.empty((len(codes), num_perm), dtype=np.uint32)
     # permutations x shingles: reducing along contiguous rows is ~10x faster than along columns
     buf = np.empty((num_perm, max(BATCH_SHINGLES, int(lengths.max(initial=0)))), dtype=np.uint32)
