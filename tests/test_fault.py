@@ -40,7 +40,8 @@ def fault_config(model: str, teacher_url: str) -> dict:
     """The micro run with the teacher served over HTTP, four seeds, and a training long enough to
     be caught in the middle."""
     micro = micro_runs(model)["runs"]["micro"]
-    train = {**micro["synthesizer"]["train"], "epochs": 6, "global_batch_size": 1}
+    # max_length: a standalone snippet carries its imports, and a long one must not crowd out the answer
+    train = {**micro["synthesizer"]["train"], "epochs": 6, "global_batch_size": 1, "max_length": 2048}
     return {"runs": {"micro": micro, RUN: {
         "extends": "micro",
         "models": {"teacher": ALIAS},
@@ -48,7 +49,7 @@ def fault_config(model: str, teacher_url: str) -> dict:
                                  "max_concurrency": 2, "max_retries": 2, "timeout": 300}},
         "pool": {"categorize": {"categories": ["Algorithmic Problems", "Mathematical Problems",
                                                "Text Processing Problems", "System Problems"]}},
-        "teacher": {"protocol": "two_step", "sampling": {"max_new_tokens": 64}},
+        "teacher": {"protocol": "two_step", "sampling": {"max_new_tokens": 160}},
         "synthesizer": {"checkpoints": 2, "train": train},
     }}}
 

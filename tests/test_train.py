@@ -97,6 +97,14 @@ def test_full_finetune_overfits_and_keeps_m_checkpoints(micro_model, tmp_path):
     assert not weights[0].equal(weights[1]) and not weights[1].equal(weights[2])
 
 
+def test_examples_whose_prompt_fills_max_length_fail_with_the_setting_to_raise(micro_model, tmp_path):
+    long = [{"messages": [SYSTEM, {"role": "user", "content": "word " * 200},
+                          {"role": "assistant", "content": "return 1"}]}]
+    with pytest.raises(ValueError, match=r"none of the 1 training examples.*max_length=32.*train.max_length"):
+        train_sft(micro_model, long, str(tmp_path / "sft"), epochs=1, learning_rate=1e-4,
+                  global_batch_size=1, max_length=32)
+
+
 def test_lora_adapter_has_configured_rank_and_targets(micro_model, tmp_path):
     from peft import AutoPeftModelForCausalLM
 

@@ -220,6 +220,11 @@ def run(build: Callable, out_dir: str, settings: dict, records: list[dict], *, n
     exporter = CheckpointExporter(out, num_checkpoints, save_dtype, save_adam_moments)
     trainer = build(str(out / STATE_DIR), [exporter.callback(), *(callbacks or [])])
     exporter.trainer = trainer
+    if trainer.train_dataset is not None and len(trainer.train_dataset) == 0:
+        raise ValueError(
+            f"none of the {len(records)} training examples is left after tokenizing: an example whose "
+            f"prompt alone fills max_length={settings.get('max_length')} tokens has no response to learn "
+            f"and is dropped; raise the stage's train.max_length (or give it shorter examples)")
     start = time.time()
     result = trainer.train(resume_from_checkpoint=last)
     if trainer.is_world_process_zero():
