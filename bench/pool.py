@@ -33,7 +33,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
 from scoder.pool.categorize import categorize, category_stats  # noqa: E402
-from scoder.pool.decontaminate import benchmark_texts, decontaminate  # noqa: E402
+from scoder.benchmarks.texts import benchmark_texts, sources  # noqa: E402
+from scoder.pool.decontaminate import decontaminate  # noqa: E402
 from scoder.pool.dedup import dedup, dedup_reference  # noqa: E402
 from scoder.pool.extract import extract_functions  # noqa: E402
 from scoder.pool.filter import filter_functions  # noqa: E402
@@ -150,7 +151,7 @@ def main() -> None:
         report["quality"].update(yes=qstats["yes"], no=qstats["no"])
         print(f"  {qstats['yes']} of {len(sample)} judged good at p(yes) >= 0.1 (not applied below)", flush=True)
 
-    texts = benchmark_texts([{"name": "humaneval"}])
+    texts, _ = benchmark_texts(sources([{"name": "humaneval"}], {}))
     clean, matches = timed("decontaminate", len(filtered), lambda: decontaminate(filtered, texts), report)
     report["decontaminate"]["matches"] = len(matches)
     print(f"  {len(matches)} removed: {sorted({m['task_id'] for m in matches})[:10]}")

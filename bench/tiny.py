@@ -214,8 +214,10 @@ def run_job(node, wildcards: dict, out_dir: Path, threads: int) -> tuple[dict, R
     outputs = Files({name: str(out_dir / node.stage / node.key / pattern.format(**wildcards))
                      for name, pattern in node.files.items()})
     Path(next(iter(outputs.values()))).parent.mkdir(parents=True, exist_ok=True)
+    # resources: none, i.e. the device defaults (dtype and attention "auto", no checkpointing), tiny's own
     fake = SimpleNamespace(input=Files(inputs), output=outputs, params={"settings": node.settings(**wildcards)},
-                           threads=threads, log=[], wildcards=SimpleNamespace(key=node.key, **wildcards))
+                           threads=threads, log=[], resources=Files(),
+                           wildcards=SimpleNamespace(key=node.key, **wildcards))
     recorder = Recorder()
     uninstall = recorder.install()
     times: dict = {}

@@ -30,6 +30,21 @@ DTYPES = ("auto", "float32", "bfloat16", "float16")
 ATTENTION = ("auto", "sdpa", "eager", "flash_attention_2", "flash_attention_3")
 
 
+def native_bf16(device: str) -> bool:
+    """Whether ``device`` computes in bfloat16 natively: a CUDA GPU that supports it, a CPU
+    with AMX or AVX512-BF16 (elsewhere bfloat16 is emulated and slower than float32)."""
+    import torch
+
+    if device.startswith("cuda"):
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            flags = next((line for line in f if line.startswith("flags")), "").split()
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
 class GPUUnavailable(RuntimeError):
     """A job whose family asks for GPUs sees fewer (none, usually): the message says how to fix it."""
 

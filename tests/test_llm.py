@@ -154,3 +154,14 @@ def test_vllm_chat_kwargs_continue_prefills_and_refuse_mixed_batches():
                                                    "continue_final_message": True}
     with pytest.raises(ValueError, match="mix"):
         vllm_backend.chat_kwargs([prefill, CONVS[0]])
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_dtype_fast_is_bfloat16_only_where_the_device_computes_it_natively(monkeypatch, native):
+    from scoder.llm import transformers_backend as tb
+
+    monkeypatch.setattr(tb, "native_bf16", lambda device: native)
+    assert tb._resolve_dtype("fast", "cpu") == (torch.bfloat16 if native else torch.float32)
+    assert tb._resolve_dtype("auto", "cpu") == torch.float32  # exact on CPU whatever the CPU
+    with pytest.raises(ValueError, match="auto, fast, float32"):
+        tb._resolve_dtype("half", "cpu")

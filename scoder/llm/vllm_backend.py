@@ -76,7 +76,8 @@ class VLLMGenerator(Generator):
                               "transformers") from e
         self.engine = LLM(model=model, tensor_parallel_size=tensor_parallel_size,
                           gpu_memory_utilization=gpu_memory_utilization,
-                          max_model_len=max_model_len, dtype=dtype)
+                          max_model_len=max_model_len,
+                          dtype="auto" if dtype == "fast" else dtype)  # vLLM's GPUs compute bf16 natively
         self.tokenizer = self.engine.get_tokenizer()
 
     def generate(self, conversations: list[Conversation], *, temperature: float = 0.0,

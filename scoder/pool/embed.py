@@ -32,6 +32,8 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from ..device import native_bf16
+
 KINDS = ("instructor", "sentence-transformers")
 DTYPES = ("auto", "float32", "bfloat16")
 # sentence-transformers module types an INSTRUCTOR checkpoint may list in modules.json
@@ -62,16 +64,7 @@ def _dtype(dtype: str, device: str):
     if dtype not in DTYPES:
         raise ValueError(f"pool.categorize.dtype {dtype!r} is not one of {', '.join(DTYPES)}")
     if dtype == "auto":
-        if device.startswith("cuda"):
-            fast = torch.cuda.is_bf16_supported()
-        else:
-            try:
-                with open("/proc/cpuinfo", encoding="utf-8") as f:
-                    flags = next((line for line in f if line.startswith("flags")), "").split()
-            except OSError:
-                flags = []
-            fast = "amx_bf16" in flags or "avx512_bf16" in flags
-        dtype = "bfloat16" if fast else "float32"
+        dtype = "bfloat16" if native_bf16(device) else "float32"
     return getattr(torch, dtype)
 
 
