@@ -51,7 +51,7 @@ def test_deep_merge_overrides_leaves_only():
 
 def test_switching_backend_drops_the_other_backends_options():
     runs = validate(CONFIG)
-    assert runs["tiny"]["backends"]["quality"] == {"backend": "transformers", "batch_size": 16}
+    assert runs["tiny"]["backends"]["quality"] == {"backend": "transformers", "batch_size": 16, "dtype": "fast"}
 
 
 @pytest.mark.parametrize("source, message", [
