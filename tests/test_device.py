@@ -2,7 +2,6 @@
 training, generation and gradient features; a job that asks for GPUs and finds none stops at once."""
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +13,7 @@ import yaml
 from transformers import TrainerCallback
 
 from scoder.config import ConfigError, validate
+from test_workflow import copy_workflow
 from scoder.device import DeviceSettings, GPUUnavailable, gres_gpus
 from scoder.influence.gradients import load_reference_model
 from scoder.smk import stage
@@ -150,10 +150,7 @@ def test_a_workflow_job_on_a_gpu_family_fails_at_once_without_cuda(tmp_path):
     """The real Snakemake job: a CPU machine running a family that asks for a GPU."""
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
-    work = tmp_path / "repo"
-    work.mkdir()
-    for name in ("Snakefile", "rules", "scripts", "config", "envs", "report", "schemas"):
-        (shutil.copytree if (REPO / name).is_dir() else shutil.copy)(REPO / name, work / name)
+    work = copy_workflow(tmp_path / "repo")
     (work / "gpu.yaml").write_text(yaml.safe_dump({"runs": {"asks_gpu": {
         "extends": "tiny", "resources": {"cpu": {"gpu": 1}}}}}))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}

@@ -26,7 +26,7 @@ from llama_server import ALIAS, KEY, KEY_ENV, SKIP_REASON, CountingProxy, server
 from processes import left_behind, subreaper
 from scoder.config import validate
 from scoder.plan import Plan
-from test_workflow import REPO, micro_runs
+from test_workflow import REPO, copy_workflow, micro_runs
 
 pytest.importorskip("llama_cpp.server", reason=SKIP_REASON)
 
@@ -145,11 +145,7 @@ def test_kills_in_teacher_and_training_lose_nothing_and_pay_nothing_twice(server
     target = synthesizer.path("log")
 
     # the pool once, then two copies of the workflow from there on
-    base = Workflow(tmp_path / "base")
-    base.root.mkdir()
-    for name in ("Snakefile", "rules", "scripts", "config", "envs", "report"):
-        src = REPO / name
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, base.root / name)
+    base = Workflow(copy_workflow(tmp_path / "base"))
     (base.root / CONFIG).write_text(yaml.safe_dump(config))
     base.run(seeds)
     n_seeds = len((base.root / seeds).read_text().splitlines())

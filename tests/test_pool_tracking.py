@@ -7,7 +7,6 @@ model. Extract's key digests what the tree's files are (``scoder.plan``): a chan
 it and every stage after it new folders, and the pool target reads other files.
 """
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +16,7 @@ import yaml
 
 from scoder.config import validate
 from scoder.plan import Plan
-from test_workflow import planned_jobs
+from test_workflow import copy_workflow, planned_jobs
 
 REPO = Path(__file__).resolve().parent.parent
 POOL_JOBS = {stage: 1 for stage in ("extract", "dedup", "filter", "quality", "decontaminate", "categorize",
@@ -48,11 +47,7 @@ def workflow(tmp_path_factory):
     (lib / "stats.py").write_text(MODULE)
     (lib / "text.py").write_text('def shout(s):\n    """Upper-case s."""\n    return s.upper()\n')
     (lib / "tests" / "test_stats.py").write_text("def test_mean():\n    pass\n")
-    workdir = tmp / "repo"
-    workdir.mkdir()
-    for name in ("Snakefile", "rules", "scripts", "config", "envs", "report"):
-        src = REPO / name
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, workdir / name)
+    workdir = copy_workflow(tmp / "repo")
     # quality by a hub model: not a file of the workflow, so the pool's DAG has no model job
     runs = {"own": {"extends": "tiny", "models": {"quality": "HuggingFaceTB/SmolLM2-135M-Instruct"},
                     "pool": {"sources": [{"type": "tree", "path": str(lib), "name": "mylib"}], "limit": None}}}

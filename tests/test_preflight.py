@@ -1,6 +1,5 @@
 """A real run checks every input its jobs cannot do without before the first job, and names each."""
 import copy
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +11,7 @@ from scoder.io import write_jsonl
 from scoder.plan import Plan
 from scoder.preflight import check_jobs, check_nodes, message
 from scoder.soda.plan import SodaPlan
+from test_workflow import copy_workflow
 
 REPO = Path(__file__).resolve().parent.parent
 with open(REPO / "config/config.yaml") as f:
@@ -108,12 +108,7 @@ def test_snakemake_refuses_a_paper_like_run_before_any_job(tmp_path, micro_model
     """The real workflow on a micro-model run that needs evol-codealpaca-v1 (absent): it exits
     non-zero, naming the file and its setting, and starts no job."""
     model = micro_model
-    workdir = tmp_path / "repo"
-    workdir.mkdir()
-    for name in ("Snakefile", "rules", "scripts", "config", "envs", "report"):
-        src = REPO / name
-        if src.exists():
-            (shutil.copytree if src.is_dir() else shutil.copy)(src, workdir / name)
+    workdir = copy_workflow(tmp_path / "repo")
     roles = ("synthesizer", "teacher", "quality", "scorer", "reference", "target")
     run = {"extends": "tiny", "models": {**{r: str(model) for r in roles}, "embedder": "embedded:minilm"},
            "target": {"phase1": {"data": "data/evol-codealpaca-v1.jsonl"}}}

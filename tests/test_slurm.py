@@ -18,18 +18,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from test_workflow import copy_workflow
+
 REPO = Path(__file__).resolve().parent.parent
 CHECK = REPO / "tests" / "cluster" / "slurm_check.py"
 SKIP = 77   # slurm_check.py's exit status when SLURM cannot be had here
-
-
-def copy_workflow(dst: Path) -> Path:
-    dst.mkdir()
-    for name in ("Snakefile", "rules", "scripts", "config", "envs", "slurm", "report", "schemas"):
-        src = REPO / name
-        if src.exists():
-            (shutil.copytree if src.is_dir() else shutil.copy)(src, dst / name)
-    return dst
 
 
 def planned_resources(output: str) -> dict[str, list[dict]]:

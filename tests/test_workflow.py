@@ -21,6 +21,19 @@ from scoder.plan import Plan
 from scoder.prompts import synthesis_messages
 
 REPO = Path(__file__).resolve().parent.parent
+WORKFLOW_FILES = ("Snakefile", "rules", "scripts", "config", "envs", "slurm", "report", "schemas")
+
+
+def copy_workflow(dst: Path) -> Path:
+    """A copy of the workflow (Snakefile, rules, scripts, config, ...) in the new folder ``dst``."""
+    dst.mkdir()
+    for name in WORKFLOW_FILES:
+        src = REPO / name
+        if src.exists():
+            (shutil.copytree if src.is_dir() else shutil.copy)(src, dst / name)
+    return dst
+
+
 CANNED_PROBLEM = "Write a function add(a, b) that returns the sum of two numbers."
 CANNED_SOLUTION = "```python\ndef add(a, b):\n    return a + b\n```"
 
@@ -113,12 +126,7 @@ def planned_jobs(output: str) -> dict[str, int]:
 def workflow(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("workflow")
     model = fitted_micro_model(tmp / "model")
-    workdir = tmp / "repo"
-    workdir.mkdir()
-    for name in ("Snakefile", "rules", "scripts", "config", "envs", "report"):
-        src = REPO / name
-        if src.exists():
-            (shutil.copytree if src.is_dir() else shutil.copy)(src, workdir / name)
+    workdir = copy_workflow(tmp / "repo")
     (workdir / "micro.yaml").write_text(yaml.safe_dump(micro_runs(model)))
     snakemake(workdir, "results/scoder_micro.json", "results/scoder_micro_iter0.json",
               "results/scoder_micro_iter2.json", "results/scoder_micro.md")
