@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
+from measure import cpu_seconds  # noqa: E402 (bench/measure.py)
 from scoder.pool.categorize import CATEGORY_DESCRIPTIONS, categorize  # noqa: E402
 from scoder.pool.embed import load_embedder  # noqa: E402
 from scoder.pool.extract import extract_functions  # noqa: E402
@@ -27,11 +27,6 @@ from scoder.pool.filter import filter_functions  # noqa: E402
 
 SETTINGS = {"earlier (float32, 256 tokens, batch 32)": {"dtype": "float32", "max_length": None, "batch_size": 32},
             "tiny (auto dtype, 128 tokens, batch 128)": {"dtype": "auto", "max_length": 128, "batch_size": 128}}
-
-
-def cpu_seconds() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
 
 
 def main() -> None:

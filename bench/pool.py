@@ -26,14 +26,14 @@ import resource
 import sys
 import sysconfig
 import time
-from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
+from measure import cpu_seconds  # noqa: E402 (bench/measure.py)
+from scoder.benchmarks.texts import benchmark_texts, sources as benchmark_sources  # noqa: E402
 from scoder.pool.categorize import categorize, category_stats  # noqa: E402
-from scoder.benchmarks.texts import benchmark_texts, sources  # noqa: E402
 from scoder.pool.decontaminate import decontaminate  # noqa: E402
 from scoder.pool.dedup import dedup, dedup_reference  # noqa: E402
 from scoder.pool.extract import extract_functions  # noqa: E402
@@ -48,12 +48,6 @@ CATEGORIES = [
     "User Interface and Application Design Problems", "Data Science and Machine Learning Problems",
 ]
 STAGES = ("extract", "dedup", "filter", "quality", "decontaminate", "categorize", "seed")
-
-
-def cpu_seconds() -> float:
-    """User + system CPU of this process and of its finished worker processes."""
-    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def peak_mib() -> tuple[float, float]:
@@ -151,7 +145,7 @@ def main() -> None:
         report["quality"].update(yes=qstats["yes"], no=qstats["no"])
         print(f"  {qstats['yes']} of {len(sample)} judged good at p(yes) >= 0.1 (not applied below)", flush=True)
 
-    texts, _ = benchmark_texts(sources([{"name": "humaneval"}], {}))
+    texts, _ = benchmark_texts(benchmark_sources([{"name": "humaneval"}], {}))
     clean, matches = timed("decontaminate", len(filtered), lambda: decontaminate(filtered, texts), report)
     report["decontaminate"]["matches"] = len(matches)
     print(f"  {len(matches)} removed: {sorted({m['task_id'] for m in matches})[:10]}")

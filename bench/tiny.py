@@ -31,7 +31,6 @@ import copy
 import csv
 import json
 import os
-import resource
 import runpy
 import sys
 import tempfile
@@ -43,15 +42,11 @@ from types import SimpleNamespace
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
+from measure import cpu_seconds  # noqa: E402 (bench/measure.py)
+
 LLM_STAGES = ("quality", "teacher", "sample", "score", "synthesize", "evaluate")
 SCRIPTS = {"quality": "quality", "teacher": "teacher", "sample": "sample", "score": "score",
            "synthesize": "synthesize", "evaluate": "evaluate"}
-
-
-def cpu_seconds() -> float:
-    """User + system CPU of this process and its finished children (the sandbox's runs)."""
-    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 @contextmanager

@@ -111,6 +111,18 @@ def chat_prompt(tokenizer, conversation: Conversation) -> str:
                                          continue_final_message=prefill, tokenize=False)
 
 
+def chat_token_ids(tokenizer, conversations: list[Conversation]) -> list[list[int]]:
+    """Token ids of each chat-templated prompt; the template already holds any BOS, so no
+    special tokens are added."""
+    return [tokenizer(chat_prompt(tokenizer, c), add_special_tokens=False)["input_ids"] for c in conversations]
+
+
+def text_token_ids(tokenizer, prompts: list[str]) -> list[list[int]]:
+    """Token ids of each raw text prompt, with the tokenizer's special tokens (BOS) as in
+    pre-training: how a base model is prompted."""
+    return [tokenizer(p)["input_ids"] for p in prompts]
+
+
 def cut_at_stop(text: str, stop: list[str] | None) -> str:
     """``text`` up to the first occurrence of any stop string."""
     cut = min([text.find(s) for s in stop or () if s in text] + [len(text)])

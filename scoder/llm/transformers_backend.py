@@ -16,7 +16,8 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache, Gene
 
 from scoder.device import attention_kwargs, native_bf16
 
-from .base import Conversation, Generator, chat_prompt, cut_at_stop, derive_seed, first_token_ids
+from .base import (Conversation, Generator, chat_prompt, chat_token_ids, cut_at_stop, derive_seed, first_token_ids,
+                   text_token_ids)
 from .prefix import MIN_SHARED, common_prefix_length, prefix_plan
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -33,9 +34,7 @@ def _resolve_dtype(dtype: str, device: str) -> torch.dtype:
     ``fast``: bfloat16 wherever the device computes in it natively (also a CPU with AMX or
     AVX512-BF16: about 3x float32's speed there), else float32."""
     if dtype == "auto":
-        if device.startswith("cuda") and torch.cuda.is_bf16_supported():
-            return torch.bfloat16
-        return torch.float32
+        return torch.bfloat16 if device.startswith("cuda") and native_bf16(device) else torch.float32
     if dtype == "fast":
         return torch.bfloat16 if native_bf16(device) else torch.float32
     if dtype not in _DTYPES:
@@ -146,15 +145,11 @@ class TransformersGenerator(Generator):
     @torch.no_grad()
     def score_choices(self, conversations: list[Conversation],
                       choices: list[str]) -> list[dict[str, float]]:
-        # The chat template already holds any BOS, so no special tokens for chats.
-        ids = [self.tokenizer(chat_prompt(self.tokenizer, c), add_special_tokens=False)["input_ids"]
-               for c in conversations]
-        return self._score_next_token(ids, choices)
+        return self._score_next_token(chat_token_ids(self.tokenizer, conversations), choices)
 
     @torch.no_grad()
     def score_continuations(self, prompts: list[str], choices: list[str]) -> list[dict[str, float]]:
-        # A raw prompt gets the tokenizer's special tokens (BOS) as in pre-training.
-        return self._score_next_token([self.tokenizer(p)["input_ids"] for p in prompts], choices)
+        return self._score_next_token(text_token_ids(self.tokenizer, prompts), choices)
 
     def _score_next_token(self, ids: list[list[int]], choices: list[str]) -> list[dict[str, float]]:
         """Log-probs of the choices' first tokens after each prompt (token ids).  Each

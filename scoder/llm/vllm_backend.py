@@ -6,7 +6,8 @@ functions (tested with stand-in output objects, since vLLM needs CUDA).
 """
 from __future__ import annotations
 
-from .base import Conversation, Generator, chat_prompt, ends_with_prefill, first_token_ids
+from .base import (Conversation, Generator, chat_token_ids, ends_with_prefill, first_token_ids,
+                   text_token_ids)
 
 
 def sampling_kwargs(*, temperature: float, top_p: float, max_new_tokens: int, n: int,
@@ -118,14 +119,10 @@ class VLLMGenerator(Generator):
 
     def score_choices(self, conversations: list[Conversation],
                       choices: list[str]) -> list[dict[str, float]]:
-        # The chat template already holds any BOS, so no special tokens for chats.
-        return self._score_next_token([self.tokenizer(chat_prompt(self.tokenizer, c),
-                                                      add_special_tokens=False)["input_ids"]
-                                       for c in conversations], choices)
+        return self._score_next_token(chat_token_ids(self.tokenizer, conversations), choices)
 
     def score_continuations(self, prompts: list[str], choices: list[str]) -> list[dict[str, float]]:
-        # A raw prompt gets the tokenizer's special tokens (BOS) as in pre-training.
-        return self._score_next_token([self.tokenizer(p)["input_ids"] for p in prompts], choices)
+        return self._score_next_token(text_token_ids(self.tokenizer, prompts), choices)
 
     def _score_next_token(self, prompt_ids: list[list[int]], choices: list[str]) -> list[dict[str, float]]:
         from vllm import SamplingParams
